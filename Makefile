@@ -1,0 +1,41 @@
+# One entry per everyday task. `make demo` and `make test` are the two a newcomer needs.
+PY := .venv/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup demo up down status test lint format bench-latency
+
+setup:
+	@bash scripts/ensure-venv.sh
+	@bash scripts/ensure-servers.sh
+
+## Start the platform locally (left running) and run the hello demo; last line = execution JSON.
+demo: setup
+	@$(PY) scripts/platform_ctl.py up
+	@$(PY) scripts/demo.py
+
+up: setup
+	@$(PY) scripts/platform_ctl.py up
+
+down:
+	@$(PY) scripts/platform_ctl.py down
+
+status:
+	@$(PY) scripts/platform_ctl.py status
+
+## The whole suite: lint, unit, integration and end-to-end tests on the real servers.
+test: setup lint
+	@$(PY) -m pytest
+
+lint:
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy libs services tests scripts bench
+	@.venv/bin/lint-imports
+
+format:
+	@.venv/bin/ruff format .
+	@.venv/bin/ruff check --fix .
+
+## Create→success latency of the hello execution over 200 sequential runs (needs `make up`).
+bench-latency: setup
+	@$(PY) bench/latency_hello.py --runs 200

@@ -1,0 +1,293 @@
+"""Every message that crosses the bus, each with a `type` and a `version`, and one codec.
+
+A message that cannot be decoded (bad JSON, unknown type or version, wrong fields) raises
+`DecodeError`, which callers treat as permanent: dead-letter it, never redeliver it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import Field, TypeAdapter, ValidationError
+
+from spool_common.models import (
+    ExecutionError,
+    ExecutionStatus,
+    Service,
+    TriggerAction,
+    TriggerResource,
+    WireModel,
+)
+
+
+class DecodeError(ValueError):
+    """The body is not a message this version of Spool understands. Permanent."""
+
+
+class Message(WireModel):
+    type: str
+    version: Literal[1] = 1
+
+
+# --- work ------------------------------------------------------------------------------
+
+
+class ExecutionRequested(Message):
+    """Gateway -> a service's queue: run this execution. Published through the outbox."""
+
+    type: Literal["execution.requested"] = "execution.requested"
+    execution_id: str
+    service_id: str
+    project_id: str
+    function_name: str
+    input: dict[str, Any] = Field(default_factory=dict)
+    trigger_id: str | None = None
+    created_at: datetime
+
+
+# --- agent <-> gateway (request/reply and reports) -------------------------------------
+
+
+class ClaimRequest(Message):
+    """Agent -> gateway: may this replica run this execution now? (request/reply)"""
+
+    type: Literal["execution.claim"] = "execution.claim"
+    execution_id: str
+    service_id: str
+    replica_id: str
+    init_seconds: float | None = None  # how long the replica took to start (cold start)
+
+
+class ClaimVerdict(StrEnum):
+    GRANTED = "granted"
+    DUPLICATE = "duplicate"  # already running elsewhere or already finished: drop the delivery
+    GONE = "gone"  # no such execution (or wrong service): drop the delivery
+    EXHAUSTED = "exhausted"  # attempts used up: the gateway failed it; drop the delivery
+
+
+class ClaimReply(Message):
+    type: Literal["execution.claim.reply"] = "execution.claim.reply"
+    execution_id: str
+    verdict: ClaimVerdict
+    attempt: int = 0
+    lease_seconds: float = 0.0
+    reason: str | None = None
+
+
+class ExecutionProgress(Message):
+    type: Literal["execution.progress"] = "execution.progress"
+    execution_id: str
+    attempt: int
+    replica_id: str
+    percent_complete: int = Field(ge=0, le=100)
+    message: str | None = None
+    at: datetime
+
+
+class ExecutionFinished(Message):
+    """Agent -> gateway: the attempt ended. Applied fenced by (execution_id, attempt)."""
+
+    type: Literal["execution.finished"] = "execution.finished"
+    execution_id: str
+    attempt: int
+    replica_id: str
+    status: ExecutionStatus
+    output: Any = None
+    error: ExecutionError | None = None
+    message: str | None = None
+    started_at: datetime
+    finished_at: datetime
+
+
+class InterruptReason(StrEnum):
+    TIMEOUT = "timeout"  # the execution ran past executionTimeout
+    RESET = "reset"  # the replica's runner was restarted under it
+    DRAIN = "drain"  # the replica stopped before it finished (drainTime)
+    LOST = "lost"  # the replica stopped reporting (its lease expired)
+
+
+class AttemptInterrupted(Message):
+    """Agent -> gateway: this attempt was stopped; the service's onReset decides what next."""
+
+    type: Literal["execution.interrupted"] = "execution.interrupted"
+    execution_id: str
+    attempt: int
+    replica_id: str
+    reason: InterruptReason
+    at: datetime
+
+
+class LogLine(WireModel):
+    stream: str
+    line: str
+    at: datetime
+
+
+class ExecutionLogs(Message):
+    """Agent -> gateway: lines an attempt's user code wrote, in order. With an empty
+    execution_id (and attempt 0): the replica's own output, e.g. its `__init__`."""
+
+    type: Literal["execution.logs"] = "execution.logs"
+    execution_id: str
+    attempt: int
+    replica_id: str
+    service_id: str
+    lines: list[LogLine]
+
+
+class LeaseRenewal(Message):
+    """Agent -> gateway, every heartbeat: these attempts are still running here."""
+
+    type: Literal["execution.lease"] = "execution.lease"
+    replica_id: str
+    service_id: str
+    attempts: list[tuple[str, int]]
+
+
+class CredentialRequest(Message):
+    """Scheduler -> gateway: a credential for a replica, scoped to its service (request/reply)."""
+
+    type: Literal["credential.request"] = "credential.request"
+    service_id: str
+    replica_id: str
+
+
+class CredentialReply(Message):
+    type: Literal["credential.reply"] = "credential.reply"
+    service_id: str
+    token: str | None = None
+    error: str | None = None
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+class ServiceChange(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+class ServiceChanged(Message):
+    """Gateway -> events `service.<change>`: the desired state of a service."""
+
+    type: Literal["service.changed"] = "service.changed"
+    change: ServiceChange
+    service: Service
+    revision: int
+
+
+class ExecutionStatusChanged(Message):
+    """Gateway -> events `execution.status.<status>`, after the change is recorded."""
+
+    type: Literal["execution.status"] = "execution.status"
+    execution_id: str
+    service_id: str
+    project_id: str
+    function_name: str
+    status: ExecutionStatus
+    attempt: int
+    created_at: datetime
+    at: datetime
+
+
+class ReplicaState(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class ReplicaChanged(Message):
+    """Agent -> events `replica.<state>`."""
+
+    type: Literal["replica.changed"] = "replica.changed"
+    replica_id: str
+    service_id: str
+    state: ReplicaState
+    reason: str | None = None
+    at: datetime
+
+
+class ScaleDecided(Message):
+    """Autoscaler -> events `scale.decided`: how many replicas a service should run, and why."""
+
+    type: Literal["scale.decided"] = "scale.decided"
+    service_id: str
+    replicas: int = Field(ge=0)
+    reason: str
+    at: datetime
+
+
+class EntityEvent(Message):
+    """Any system -> events `entity.<Resource>.<Action>`: something happened to an entity."""
+
+    type: Literal["entity.event"] = "entity.event"
+    id: str
+    resource: TriggerResource
+    action: TriggerAction
+    project_id: str
+    entity_id: str
+    entity: dict[str, Any] = Field(default_factory=dict)
+    user_id: str | None = None
+    origin: list[str] = Field(default_factory=list)
+    at: datetime
+
+
+class AgentCommand(StrEnum):
+    DRAIN = "drain"
+    TERMINATE_EXECUTION = "terminate-execution"
+
+
+class AgentControl(Message):
+    """Scheduler or gateway -> one agent's control queue."""
+
+    type: Literal["agent.control"] = "agent.control"
+    command: AgentCommand
+    execution_id: str | None = None
+    reason: str | None = None
+
+
+AnyMessage = Annotated[
+    ExecutionRequested
+    | ClaimRequest
+    | ClaimReply
+    | ExecutionProgress
+    | ExecutionFinished
+    | AttemptInterrupted
+    | ExecutionLogs
+    | LeaseRenewal
+    | CredentialRequest
+    | CredentialReply
+    | ServiceChanged
+    | ExecutionStatusChanged
+    | ReplicaChanged
+    | ScaleDecided
+    | EntityEvent
+    | AgentControl,
+    Field(discriminator="type"),
+]
+
+_ADAPTER: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
+
+
+def encode(message: Message) -> bytes:
+    return orjson.dumps(message.model_dump(mode="json", by_alias=True))
+
+
+def decode(body: bytes) -> AnyMessage:
+    """Decode one message; raise DecodeError naming what is wrong."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise DecodeError(f"body is not JSON: {e}") from e
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise DecodeError(f"{where}: {first['msg']}") from e
