@@ -1,0 +1,284 @@
+"""The agent's work loop: claim each delivery through the gateway, ack, run it in the runner
+child within executionTimeout, report how it ended, fenced by its attempt number.
+
+Ack-after-claim: a delivery is acked as soon as the gateway has recorded the attempt as
+in-progress, so RabbitMQ's consumer_timeout and reconnects can never redeliver a running
+execution. From then on the attempt is owned by its lease in PostgreSQL, which the agent
+renews while the code runs; if the agent dies, the gateway's reaper settles it.
+
+A call the agent must stop (timeout, terminate, drain) is killed on its own in process mode;
+in thread mode a thread cannot be killed safely, so the whole runner is restarted ("the
+service undergoes a restart") and every call it held is reported as reset, for onReset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from spool_agent.outcomes import Attempt, Stop, finished, stopped
+from spool_agent.protocol import DONE_LINE
+from spool_agent.reporting import REPORT_BACKOFF, Reporter, call_id_of, utcnow
+from spool_agent.runner_client import Runner, RunnerCrashed, RunnerInitError
+from spool_common.bus.amqp import Bus, BusError, Delivery
+from spool_common.bus.dispositions import Disposition
+from spool_common.logging import get_logger
+from spool_common.messages import (
+    AgentCommand,
+    AgentControl,
+    AttemptInterrupted,
+    ClaimReply,
+    ClaimRequest,
+    ClaimVerdict,
+    ExecutionFinished,
+    ExecutionRequested,
+)
+from spool_common.models import Package, Service
+
+log = get_logger(__name__)
+
+TERMINATE_GRACE = 5.0  # how long a thread gets to honour a termination before a reset
+
+
+class Worker:
+    def __init__(
+        self,
+        bus: Bus,
+        reporter: Reporter,
+        service: Service,
+        package: Package,
+        replica_id: str,
+        start_runner: Callable[[], Awaitable[Runner]],
+    ) -> None:
+        self.bus = bus
+        self.reporter = reporter
+        self.service = service
+        self.replica_id = replica_id
+        self.start_runner = start_runner
+        module = package.module(service.module_name)
+        self.types = {
+            f.name: {io.name: io.type.value for io in f.input}
+            for f in (module.functions if module else [])
+        }
+        self.runner: Runner | None = None
+        self.ready = asyncio.Event()
+        self.failed = asyncio.Event()  # the runner could not be restarted: the replica must go
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.running: dict[str, int] = {}
+        self.stops: dict[str, Stop] = {}
+        self.draining = False
+        self.claim_timeout = 5.0
+        self.init_seconds: float | None = None
+        self._reset: asyncio.Task[None] | None = None
+        self._reset_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+        self.slots = asyncio.Semaphore(service.runtime.concurrency)
+
+    async def start(self) -> None:
+        started = asyncio.get_running_loop().time()
+        self.runner = await self.start_runner()
+        self.init_seconds = round(asyncio.get_running_loop().time() - started, 3)
+        self.ready.set()
+
+    # deliveries --------------------------------------------------------------------------
+    async def on_delivery(self, delivery: Delivery) -> None:
+        """Claim only when a slot is free: once acked, a delivery no longer counts against the
+        prefetch, so the slots (one per unit of concurrency) are what bound the claimed work.
+        The run itself is a task of the worker's, not of the channel's: a broker reconnect
+        cancels the channel's delivery tasks, and a running execution must outlive that."""
+        message = delivery.message
+        if not isinstance(message, ExecutionRequested):
+            log.error("poison_delivery", error=str(delivery.error))
+            await delivery.settle(Disposition.DEAD_LETTER)
+            return
+        await self.slots.acquire()
+        try:
+            reply = None if self.draining else await self._claim(message)
+            if reply is None:  # draining: give it back untouched
+                await delivery.settle(Disposition.REQUEUE)
+                self.slots.release()
+                return
+            await delivery.settle(Disposition.ACK)
+        except BaseException:
+            self.slots.release()
+            raise
+        if reply.verdict is not ClaimVerdict.GRANTED:
+            log.info("claim_refused", execution_id=message.execution_id, verdict=reply.verdict)
+            self.slots.release()
+            return
+        self.running[message.execution_id] = reply.attempt  # counted from the claim on
+        self.idle.clear()
+        task = asyncio.get_running_loop().create_task(self._execute_in_slot(message, reply.attempt))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _execute_in_slot(self, message: ExecutionRequested, attempt: int) -> None:
+        try:
+            await self._execute(message, attempt)
+        finally:
+            self.slots.release()
+
+    async def _claim(self, message: ExecutionRequested) -> ClaimReply | None:
+        request = ClaimRequest(
+            execution_id=message.execution_id,
+            service_id=self.service.id,
+            replica_id=self.replica_id,
+            init_seconds=self.init_seconds,
+        )
+        failures = 0
+        while not self.draining:
+            try:
+                reply = await self.bus.request(
+                    self.bus.topology.agent, "claim", request, timeout=self.claim_timeout
+                )
+            except BusError as e:
+                failures += 1
+                log.warning("claim_retry", execution_id=message.execution_id, error=str(e))
+                await asyncio.sleep(REPORT_BACKOFF.delay(failures, 0.0))
+                continue
+            if isinstance(reply, ClaimReply):
+                return reply
+        return None
+
+    # running -----------------------------------------------------------------------------
+    async def _execute(self, message: ExecutionRequested, attempt: int) -> None:
+        await self.ready.wait()
+        info = Attempt(message.execution_id, attempt, self.replica_id, utcnow())
+        try:
+            report = await self._run(message, info)
+        finally:
+            self.running.pop(message.execution_id, None)
+            self.stops.pop(message.execution_id, None)
+            self.reporter.forget(message.execution_id)
+            if not self.running:
+                self.idle.set()
+        log.info(
+            "execution_done",
+            execution_id=message.execution_id,
+            type=report.type,
+            status=getattr(report, "status", None) or getattr(report, "reason", None),
+        )
+        await self.reporter.send_last(report)
+
+    async def _run(
+        self, message: ExecutionRequested, info: Attempt
+    ) -> ExecutionFinished | AttemptInterrupted:
+        runner = self.runner
+        assert runner is not None
+        call_id = call_id_of(info.execution_id, info.attempt)
+        call = asyncio.ensure_future(
+            runner.call(
+                call_id,
+                message.function_name,
+                message.input,
+                self._context(message),
+                types=self.types.get(message.function_name),
+            )
+        )
+        done, _ = await asyncio.wait({call}, timeout=self.service.execution_timeout)
+        if not done:
+            log.warning("execution_timeout", execution_id=info.execution_id)
+            await self._stop(info.execution_id, call_id, Stop.TIMEOUT)
+        try:
+            result = await call
+        except RunnerCrashed:
+            why = self.stops.get(info.execution_id)
+            if why is None:
+                self._schedule_reset("the runner died")
+            # The runner could not end this call's log: end it here, for log followers.
+            self.reporter.on_log(call_id, [("log", DONE_LINE, utcnow())])
+            return stopped(info, why, utcnow())
+        if self.stops.get(info.execution_id) is Stop.TIMEOUT:
+            return stopped(info, Stop.TIMEOUT, utcnow())
+        return finished(info, result.ok, result.output, result.error, utcnow())
+
+    def _context(self, message: ExecutionRequested) -> dict[str, object]:
+        return {
+            "execution_id": message.execution_id,
+            "service_id": self.service.id,
+            "service_name": self.service.name,
+            "project_id": message.project_id,
+            "trigger_id": message.trigger_id,
+            "replica_id": self.replica_id,
+        }
+
+    # stopping calls ----------------------------------------------------------------------
+    async def _stop(self, execution_id: str, call_id: str, why: Stop) -> None:
+        """Kill one call (process mode) or reset the runner (thread mode)."""
+        self.stops[execution_id] = why
+        runner = self.runner
+        if (
+            runner is not None
+            and self.service.run_execution_as_process
+            and runner.kill_call(call_id)
+        ):
+            return
+        await self.reset(runner, f"{why} of {execution_id}")
+
+    def _schedule_reset(self, why: str) -> None:
+        runner = self.runner
+        if runner is not None and (self._reset is None or self._reset.done()):
+            self._reset = asyncio.get_running_loop().create_task(self.reset(runner, why))
+
+    async def reset(self, runner: Runner | None, why: str) -> None:
+        """Kill `runner` (every call in it is reported per its stop reason, or as a reset) and
+        start a fresh one; new calls wait meanwhile. A runner already replaced is left be."""
+        async with self._reset_lock:
+            if runner is None or runner is not self.runner:
+                return
+            log.warning("runner_reset", reason=why, running=list(self.running))
+            self.ready.clear()
+            for execution_id in self.running:
+                self.stops.setdefault(execution_id, Stop.RESET)
+            runner.kill()
+            try:
+                await self.start()
+            except RunnerInitError as e:
+                log.error("runner_restart_failed", **e.error)
+                self.failed.set()
+
+    async def on_control(self, delivery: Delivery) -> None:
+        command = delivery.message
+        await delivery.settle(Disposition.ACK)
+        if not isinstance(command, AgentControl) or command.execution_id is None:
+            return
+        if command.command is AgentCommand.TERMINATE_EXECUTION:
+            task = asyncio.get_running_loop().create_task(self.terminate(command.execution_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def terminate(self, execution_id: str) -> None:
+        attempt = self.running.get(execution_id)
+        runner = self.runner
+        if attempt is None or runner is None:
+            return
+        call_id = call_id_of(execution_id, attempt)
+        self.stops[execution_id] = Stop.TERMINATE
+        if self.service.run_execution_as_process and runner.kill_call(call_id):
+            return
+        runner.terminate(call_id)  # thread mode: raise in the call's thread
+        deadline = asyncio.get_running_loop().time() + TERMINATE_GRACE
+        while self.running.get(execution_id) == attempt:
+            if asyncio.get_running_loop().time() > deadline:  # the thread did not honour it
+                await self.reset(runner, f"termination of {execution_id} not honoured")
+                return
+            await asyncio.sleep(0.05)
+
+    async def drain(self, drain_time: float) -> None:
+        """Let running calls finish within drain_time; then stop the rest (reported `drain`)."""
+        self.draining = True
+        try:
+            await asyncio.wait_for(self.idle.wait(), drain_time)
+        except TimeoutError:
+            log.warning("drain_time_exceeded", still_running=list(self.running))
+            for execution_id in self.running:
+                self.stops[execution_id] = Stop.DRAIN
+            if self.runner is not None:
+                self.runner.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.idle.wait(), 10.0)
+        await self.reporter.flush()
+        if self.runner is not None:
+            await self.runner.stop(grace=1.0)

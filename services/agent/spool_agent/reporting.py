@@ -1,0 +1,146 @@
+"""Everything the agent tells the gateway besides claims: results, interruptions, progress,
+logs and lease renewals. Reports are persistent and retried until the broker confirms them;
+the gateway fences each by (execution, attempt), so a repeat changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from spool_agent.progress import should_record
+from spool_common.backoff import BackoffPolicy
+from spool_common.bus.amqp import Bus, BusError
+from spool_common.logging import get_logger
+from spool_common.messages import ExecutionLogs, ExecutionProgress, LeaseRenewal, LogLine, Message
+
+log = get_logger(__name__)
+
+REPORT_BACKOFF = BackoffPolicy(initial=0.2, factor=2.0, maximum=5.0, jitter=0.0)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def split_call_id(call_id: str) -> tuple[str, int]:
+    execution_id, _, attempt = call_id.rpartition(":")
+    return execution_id, int(attempt)
+
+
+def call_id_of(execution_id: str, attempt: int) -> str:
+    return f"{execution_id}:{attempt}"
+
+
+class Reporter:
+    def __init__(self, bus: Bus, service_id: str, replica_id: str) -> None:
+        self.bus = bus
+        self.service_id = service_id
+        self.replica_id = replica_id
+        self._recorded: dict[str, int] = {}
+        self._ordered: asyncio.Queue[Message] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
+
+    async def send(self, message: Message) -> None:
+        """Publish until the broker confirms it."""
+        failures = 0
+        while True:
+            try:
+                await self.bus.publish(self.bus.topology.agent, "report", message)
+                return
+            except BusError as e:
+                failures += 1
+                log.warning("report_retry", type=message.type, error=str(e))
+                await asyncio.sleep(REPORT_BACKOFF.delay(failures, 0.0))
+
+    def _enqueue(self, message: Message) -> None:
+        """Progress and logs go out in order, one at a time, without blocking the caller."""
+        self._ordered.put_nowait(message)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._drain_ordered())
+
+    async def _drain_ordered(self) -> None:
+        while not self._ordered.empty():
+            await self.send(self._ordered.get_nowait())
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until queued progress and logs are published."""
+        if self._sender is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._sender), timeout)
+
+    def forget(self, execution_id: str) -> None:
+        self._recorded.pop(execution_id, None)
+
+    def on_progress(self, call_id: str, percent: int, text: str | None) -> None:
+        execution_id, attempt = split_call_id(call_id)
+        if not should_record(self._recorded.get(execution_id), percent):
+            return
+        self._recorded[execution_id] = percent
+        self._enqueue(
+            ExecutionProgress(
+                execution_id=execution_id,
+                attempt=attempt,
+                replica_id=self.replica_id,
+                percent_complete=min(percent, 100),
+                message=text,
+                at=utcnow(),
+            )
+        )
+
+    def on_log(self, call_id: str, lines: Sequence[tuple[str, str, datetime]]) -> None:
+        execution_id, attempt = split_call_id(call_id)
+        batch = [LogLine(stream=str(stream), line=line, at=at) for stream, line, at in lines]
+        self._enqueue(
+            ExecutionLogs(
+                execution_id=execution_id,
+                attempt=attempt,
+                replica_id=self.replica_id,
+                service_id=self.service_id,
+                lines=batch,
+            )
+        )
+
+    async def tail_replica_log(self, path: Path, stop: asyncio.Event, every: float = 0.5) -> None:
+        """Forward what user code writes outside any call (`__init__`, its own threads) to the
+        service's logs, as lines of no execution."""
+        offset, pending = 0, b""
+        while True:
+            offset, pending = self._forward_new_lines(path, offset, pending)
+            if stop.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+
+    def _forward_new_lines(self, path: Path, offset: int, pending: bytes) -> tuple[int, bytes]:
+        try:
+            with path.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read(1 << 20)
+        except FileNotFoundError:
+            return offset, pending
+        data = pending + chunk
+        *lines, rest = data.split(b"\n")
+        if lines:
+            now = utcnow()
+            self.on_log(
+                call_id_of("", 0), [("log", line.decode(errors="replace"), now) for line in lines]
+            )
+        return offset + len(chunk), rest
+
+    async def renew_leases(
+        self, running: Callable[[], list[tuple[str, int]]], interval: float, stop: asyncio.Event
+    ) -> None:
+        while not stop.is_set():
+            if attempts := running():
+                renewal = LeaseRenewal(
+                    replica_id=self.replica_id, service_id=self.service_id, attempts=attempts
+                )
+                try:
+                    await self.bus.publish(self.bus.topology.agent, "report", renewal)
+                except BusError as e:
+                    log.warning("lease_renewal_failed", error=str(e))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)

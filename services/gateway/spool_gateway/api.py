@@ -1,0 +1,141 @@
+"""HTTP edge: the FastAPI app, bearer-token authentication and the JSON error shape.
+
+Every error is `{"error": <code>, "message": <sentence>, "details": [{"field", "reason"}]}`
+with a 4xx status, raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from spool_common.errors import FieldError, ValidationFailure, from_pydantic
+from spool_gateway.catalog import Principal
+from spool_gateway.core import Gateway, hash_token
+from spool_gateway.http_errors import ApiError
+
+API_PREFIX = "/api/v1"
+_CACHE_SECONDS = 5.0
+
+
+def _body(code: str, message: str, details: tuple[FieldError, ...]) -> dict[str, Any]:
+    return {
+        "error": code,
+        "message": message,
+        "details": [{"field": d.field, "reason": d.reason} for d in details],
+    }
+
+
+class _OneError:
+    """One error of a RequestValidationError, in the shape from_pydantic reads."""
+
+    def __init__(self, error: Any) -> None:
+        self._error = error
+
+    def errors(self) -> list[Any]:
+        return [self._error]
+
+
+def _field_error(error: Any) -> FieldError:
+    if error.get("type") == "json_invalid":
+        position = error["loc"][-1] if error.get("loc") else "?"
+        reason = error.get("ctx", {}).get("error", "JSON decode error")
+        return FieldError("body", f"is not valid JSON: {reason} at character {position}")
+    return from_pydantic(_OneError(error)).errors[0]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=exc.status)
+
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ValidationFailure)
+        return JSONResponse(_body("invalid_request", str(exc), exc.errors), status_code=400)
+
+    async def request_invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = tuple(_field_error(e) for e in exc.errors())
+        message = "; ".join(f"{d.field}: {d.reason}" for d in details)
+        return JSONResponse(_body("invalid_request", message, details), status_code=400)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ValidationFailure, invalid)
+    app.add_exception_handler(RequestValidationError, request_invalid)
+
+
+class Authenticator:
+    """Bearer tokens, looked up by hash, cached briefly (revocation takes effect in ≤5 s)."""
+
+    def __init__(self, lookup: Callable[[bytes], Awaitable[Principal | None]]) -> None:
+        self._lookup = lookup
+        self._cache: dict[bytes, tuple[float, Principal | None]] = {}
+
+    async def __call__(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "missing bearer token",
+                (FieldError("Authorization", "expected 'Bearer <token>'"),),
+            )
+        digest = hash_token(token.strip())
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is None or cached[0] < now:
+            cached = (now + _CACHE_SECONDS, await self._lookup(digest))
+            self._cache[digest] = cached
+        if cached[1] is None:
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "unknown, expired or revoked token",
+                (FieldError("Authorization", "token not accepted"),),
+            )
+        return cached[1]
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+async def principal_of(request: Request) -> Principal:
+    authenticate: Authenticator = request.app.state.authenticate
+    return await authenticate(request)
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway_of)]
+PrincipalDep = Annotated[Principal, Depends(principal_of)]
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    from spool_gateway.execution_routes import router as executions
+    from spool_gateway.package_routes import router as packages
+    from spool_gateway.routes import router
+    from spool_gateway.service_routes import router as services
+
+    app = FastAPI(
+        title="Spool",
+        version="0.1.0",
+        description="Functions as a service for data and ML teams.",
+    )
+    app.state.gateway = gateway
+    app.state.authenticate = Authenticator(gateway.catalog.principal)
+    install_error_handlers(app)
+    for routes in (executions, router, packages, services):
+        app.include_router(routes, prefix=API_PREFIX)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        ok = gateway.bus.is_connected
+        return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
+
+    return app

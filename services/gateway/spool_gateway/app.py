@@ -1,0 +1,104 @@
+"""Composition root of the gateway: migrate, connect, consume, serve HTTP, relay, reap."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from spool_common.bus.amqp import Bus
+from spool_common.logging import get_logger
+from spool_common.resources import service_resources
+from spool_gateway.api import create_app
+from spool_gateway.catalog import Catalog
+from spool_gateway.core import Gateway, hash_token
+from spool_gateway.deployments_store import ServiceStore
+from spool_gateway.handlers import Handlers
+from spool_gateway.ledger import Ledger
+from spool_gateway.outbox import OutboxRelay
+from spool_gateway.settings import GatewaySettings
+from spool_gateway.waiters import Waiters
+
+log = get_logger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the entry point owns SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _reaper(gateway: Gateway, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), gateway.settings.reaper_interval)
+        try:
+            if reaped := await gateway.reap():
+                log.info("leases_expired", executions=reaped)
+        except Exception as e:  # the loop must outlive a failed round; the next one retries
+            log.warning("reaper_failed", error=str(e))
+
+
+async def _consume(bus: Bus, handlers: Handlers, settings: GatewaySettings) -> None:
+    topology = bus.topology
+    for queue, work, prefetch in (
+        (topology.gateway_claims, handlers.claim, settings.claim_prefetch),
+        (topology.gateway_reports, handlers.report, settings.report_prefetch),
+        (topology.gateway_credentials, handlers.credential, 10),
+        (topology.gateway_dead, handlers.dead, 10),
+        (topology.gateway_replicas, handlers.replica, 50),
+    ):
+        await bus.consume(queue.name, handlers.settling(work), prefetch=prefetch)
+
+
+async def _serve(gateway: Gateway, stop: asyncio.Event) -> None:
+    """HTTP, the outbox relay and the reaper, until `stop` (or until uvicorn gives up)."""
+    settings = gateway.settings
+    config = uvicorn.Config(
+        create_app(gateway),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        # Longer than clients keep idle connections (httpx: 5 s), so a client never reuses a
+        # connection the server is closing at that moment (uvicorn's default is 5 s too).
+        timeout_keep_alive=75,
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve())
+    tasks = [
+        asyncio.create_task(gateway.relay.run(stop)),
+        asyncio.create_task(_reaper(gateway, stop)),
+    ]
+    log.info("gateway_started", url=f"http://{settings.host}:{settings.port}")
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if serving.done() and not stop.is_set():  # uvicorn gave up, e.g. the port is taken
+        log.error("http_server_exited", port=settings.port)
+        stop.set()
+    server.should_exit = True
+    await asyncio.gather(serving, *tasks, return_exceptions=True)
+
+
+async def main(stop: asyncio.Event, settings: GatewaySettings) -> None:
+    async with service_resources(
+        settings, name="gateway", schema=settings.db_schema, migrations=MIGRATIONS, pool_size=20
+    ) as res:
+        catalog = Catalog(res.pool)
+        if settings.admin_token:
+            await catalog.ensure_token(hash_token(settings.admin_token), "admin", "admin")
+        relay = OutboxRelay(res.pool, res.bus, sweep_interval=settings.outbox_sweep_interval)
+        gateway = Gateway(
+            settings, res.bus, catalog, ServiceStore(res.pool), Ledger(res.pool), relay, Waiters()
+        )
+        await _consume(res.bus, Handlers(gateway), settings)
+        await _serve(gateway, stop)
+    log.info("gateway_stopped")

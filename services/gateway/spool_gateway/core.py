@@ -1,0 +1,268 @@
+"""The gateway's use cases, shared by the HTTP API and the bus handlers."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from spool_common.bus.amqp import Bus
+from spool_common.errors import FieldError, ValidationFailure
+from spool_common.messages import (
+    ClaimReply,
+    ClaimRequest,
+    ClaimVerdict,
+    CredentialReply,
+    CredentialRequest,
+    ExecutionFinished,
+    ExecutionProgress,
+    ExecutionRequested,
+    ExecutionStatusChanged,
+    InterruptReason,
+    LeaseRenewal,
+    encode,
+)
+from spool_common.models import Execution, ExecutionStatus, Service, StatusEntry
+from spool_gateway.catalog import Catalog
+from spool_gateway.control_store import ControlStore
+from spool_gateway.deployments import Deployments
+from spool_gateway.deployments_store import ServiceStore
+from spool_gateway.inputs import validate_input
+from spool_gateway.ledger import Ledger, Lost
+from spool_gateway.lifecycle import exhausted_entry, plan_interrupted, refused_claim
+from spool_gateway.logs_store import LogStore
+from spool_gateway.outbox import OutboxRelay, OutboxRow
+from spool_gateway.settings import GatewaySettings
+from spool_gateway.waiters import Waiters
+
+# An agent uses its token only to fetch its service and codebase when it starts.
+AGENT_TOKEN_TTL = 3600.0
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Gateway:
+    settings: GatewaySettings
+    bus: Bus
+    catalog: Catalog
+    services: ServiceStore
+    ledger: Ledger
+    relay: OutboxRelay
+    waiters: Waiters
+    clock: Callable[[], datetime] = utcnow
+
+    def __post_init__(self) -> None:
+        self.logs = LogStore(self.ledger.pool)
+        self.control = ControlStore(self.ledger.pool)
+        self.deployments = Deployments(
+            self.catalog, self.services, self.bus, self.relay, self.clock
+        )
+
+    # outbox rows -----------------------------------------------------------------------
+    def _request_row(self, msg: ExecutionRequested) -> OutboxRow:
+        return OutboxRow(self.bus.topology.executions, msg.service_id, encode(msg))
+
+    def _status_row(self, execution: Execution) -> OutboxRow:
+        status = execution.latest_status.status
+        event = ExecutionStatusChanged(
+            execution_id=execution.id,
+            service_id=execution.service_id,
+            project_id=execution.project_id,
+            function_name=execution.function_name,
+            status=status,
+            attempt=execution.attempts,
+            created_at=execution.created_at,
+            at=execution.latest_status.timestamp,
+        )
+        return OutboxRow(self.bus.topology.events, f"execution.status.{status}", encode(event))
+
+    # executions ------------------------------------------------------------------------
+    async def create_execution(
+        self, service: Service, function_name: str, raw_input: dict[str, Any], creator: str
+    ) -> Execution:
+        """Validate, then record the execution and its publish in one transaction."""
+        package = await self.catalog.package(service.package_id, service.package_revision)
+        module = package.module(service.module_name) if package else None
+        function = module.function(function_name) if module else None
+        if package is None or module is None or function is None:
+            known = ", ".join(f.name for f in module.functions) if module else ""
+            raise ValidationFailure(
+                FieldError("functionName", f"no function '{function_name}' in {known or '-'}")
+            )
+        checked = validate_input(function, raw_input)
+        now = self.clock()
+        execution = Execution(
+            id=new_id(),
+            project_id=service.project_id,
+            service_id=service.id,
+            function_name=function_name,
+            input=checked.input,
+            status_log=[StatusEntry(status=ExecutionStatus.CREATED, timestamp=now)],
+            latest_status=StatusEntry(status=ExecutionStatus.CREATED, timestamp=now),
+            max_attempts=service.max_attempts,
+            resources=checked.resources,
+            creator=creator,
+            created_at=now,
+            updated_at=now,
+        )
+        meta = {
+            "serviceName": service.name,
+            "packageId": service.package_id,
+            "packageName": package.name,
+            "packageRevision": service.package_revision,
+            "moduleName": service.module_name,
+        }
+        request = ExecutionRequested(
+            execution_id=execution.id,
+            service_id=service.id,
+            project_id=service.project_id,
+            function_name=function_name,
+            input=execution.input,
+            created_at=now,
+        )
+        row = self._request_row(request)
+        row_id = await self.ledger.create(execution, meta, row)
+        self.relay.hand_over([row], [row_id])
+        return execution.model_copy(update=meta_fields(meta))
+
+    # agent traffic -----------------------------------------------------------------------
+    async def claim(self, request: ClaimRequest) -> ClaimReply:
+        lease = self.settings.lease_seconds
+        result = await self.ledger.claim(
+            request.execution_id,
+            request.service_id,
+            request.replica_id,
+            lease,
+            self.clock(),
+            request.init_seconds,
+        )
+        if isinstance(result, int):
+            return ClaimReply(
+                execution_id=request.execution_id,
+                verdict=ClaimVerdict.GRANTED,
+                attempt=result,
+                lease_seconds=lease,
+            )
+        verdict = refused_claim(result)
+        if verdict is ClaimVerdict.EXHAUSTED:
+            await self.ledger.fail_queued(
+                request.execution_id, exhausted_entry(result.max_attempts, self.clock())
+            )
+            self.waiters.wake(request.execution_id)
+        return ClaimReply(execution_id=request.execution_id, verdict=verdict)
+
+    async def finish(self, report: ExecutionFinished) -> bool:
+        applied = await self.ledger.finish(report, self._status_row)
+        if applied is None:
+            return False
+        execution, ids, row = applied
+        self.relay.hand_over([row], ids)
+        self.waiters.wake(execution.id)
+        return True
+
+    async def progress(self, report: ExecutionProgress) -> bool:
+        return await self.ledger.progress(report)
+
+    async def renew(self, renewal: LeaseRenewal) -> int:
+        return await self.ledger.renew(renewal.attempts, self.settings.lease_seconds)
+
+    async def issue_credential(self, request: CredentialRequest) -> CredentialReply:
+        found = await self.services.get(request.service_id)
+        if found is None:
+            return CredentialReply(service_id=request.service_id, error="no such service")
+        token = "spa_" + secrets.token_urlsafe(32)
+        subject = f"replica:{request.replica_id}"
+        await self.catalog.ensure_token(
+            hash_token(token), "agent", subject, request.service_id, ttl=AGENT_TOKEN_TTL
+        )
+        return CredentialReply(service_id=request.service_id, token=token)
+
+    # reaper ----------------------------------------------------------------------------
+    def decide_interrupted(self, lost: Lost, reason: InterruptReason) -> tuple[StatusEntry, bool]:
+        plan = plan_interrupted(
+            reason=reason,
+            on_reset=lost.on_reset,
+            attempts=lost.attempts,
+            max_attempts=lost.max_attempts,
+            to_terminate=lost.to_terminate,
+            now=self.clock(),
+        )
+        return plan.entry, plan.requeue
+
+    def requeue_row(self, lost: Lost) -> OutboxRow:
+        return self._again(
+            lost.id,
+            lost.service_id,
+            lost.project_id,
+            lost.function_name,
+            lost.input,
+            lost.trigger_id,
+            lost.created_at,
+        )
+
+    def request_row_for(self, execution: Execution) -> OutboxRow:
+        return self._again(
+            execution.id,
+            execution.service_id,
+            execution.project_id,
+            execution.function_name,
+            execution.input,
+            execution.trigger_id,
+            execution.created_at,
+        )
+
+    def _again(
+        self,
+        execution_id: str,
+        service_id: str,
+        project_id: str,
+        function_name: str,
+        inputs: dict[str, Any],
+        trigger_id: str | None,
+        created_at: datetime,
+    ) -> OutboxRow:
+        """The outbox row that queues an existing execution again."""
+        return self._request_row(
+            ExecutionRequested(
+                execution_id=execution_id,
+                service_id=service_id,
+                project_id=project_id,
+                function_name=function_name,
+                input=inputs,
+                trigger_id=trigger_id,
+                created_at=created_at,
+            )
+        )
+
+    async def reap(self) -> int:
+        count, rows, ids = await self.ledger.reap(
+            lambda lost: self.decide_interrupted(lost, InterruptReason.LOST), self.requeue_row
+        )
+        self.relay.hand_over(rows, ids)
+        return count
+
+
+def meta_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """Execution metadata keys (camelCase in the row) as model field names."""
+    return {
+        "service_name": meta["serviceName"],
+        "package_id": meta["packageId"],
+        "package_name": meta["packageName"],
+        "package_revision": meta["packageRevision"],
+        "module_name": meta["moduleName"],
+    }

@@ -1,0 +1,175 @@
+"""Use cases for services: deploy (an upsert by project and name), update, roll back, pause
+and resume, delete, status. Each change is one revision, stored with its `service.*` event."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from spool_common.bus.amqp import Bus
+from spool_common.errors import FieldError, ValidationFailure
+from spool_common.messages import ServiceChange, ServiceChanged, encode
+from spool_common.models import ExecutionStatus, Package, Service, StatusEntry
+from spool_gateway.catalog import Catalog
+from spool_gateway.deployment_rules import (
+    LIVE_STATES,
+    ServiceSpec,
+    build_service,
+    parse_spec,
+    patched_spec,
+    resolve_revision,
+    service_status,
+)
+from spool_gateway.deployments_store import ServiceRevision, ServiceStore
+from spool_gateway.http_errors import ApiError, not_found
+from spool_gateway.lifecycle import entry_json
+from spool_gateway.outbox import OutboxRelay, OutboxRow
+
+
+def _conflict(service_id: str) -> ApiError:
+    return ApiError(
+        409,
+        "conflict",
+        f"service '{service_id}' changed meanwhile; retry",
+        (FieldError("serviceId", "updated concurrently"),),
+    )
+
+
+@dataclass
+class Deployments:
+    catalog: Catalog
+    services: ServiceStore
+    bus: Bus
+    relay: OutboxRelay
+    clock: Callable[[], datetime]
+
+    def _announce(self, change: ServiceChange, service: Service, revision: int) -> OutboxRow:
+        event = ServiceChanged(change=change, service=service, revision=revision)
+        return OutboxRow(self.bus.topology.events, f"service.{change}", encode(event))
+
+    async def _package_at(self, spec: ServiceSpec) -> tuple[Package, str]:
+        package = await self.catalog.package(spec.package_id)
+        if package is None or package.project_id != spec.project_id:
+            raise not_found("package", "packageId", spec.package_id)
+        versions = [p.version for p in await self.catalog.package_revisions(package.id)]
+        revision = resolve_revision(spec.package_revision, package, versions)
+        pinned = await self.catalog.package(package.id, revision)
+        assert pinned is not None
+        return pinned, revision
+
+    async def deploy(self, body: dict[str, Any], who: str) -> tuple[Service, bool]:
+        """Create the service, or update the one with the same project and name."""
+        spec = parse_spec(body)
+        if await self.catalog.project(spec.project_id) is None:
+            raise not_found("project", "projectId", spec.project_id)
+        existing = await self.services.find(spec.project_id, spec.name)
+        if existing:
+            return await self.update(existing[0].id, body, who), False
+        package, revision = await self._package_at(spec)
+        service = build_service(
+            spec,
+            package,
+            revision,
+            service_id=uuid.uuid4().hex,
+            who=who,
+            now=self.clock(),
+            previous=None,
+        )
+        await self.bus.declare_queue(self.bus.topology.service_queue(service.id))
+        row = self._announce(ServiceChange.CREATED, service, 1)
+        self.relay.hand_over([row], await self.services.create(service, row))
+        return service, True
+
+    async def get(self, service_id: str) -> tuple[Service, int]:
+        found = await self.services.get(service_id)
+        if found is None:
+            raise not_found("service", "serviceId", service_id)
+        return found
+
+    async def update(self, service_id: str, patch: dict[str, Any], who: str) -> Service:
+        current, revision = await self.get(service_id)
+        spec = patched_spec(current, patch)
+        return await self._store(current, revision, spec, who)
+
+    async def _store(self, current: Service, revision: int, spec: ServiceSpec, who: str) -> Service:
+        package, pinned = await self._package_at(spec)
+        service = build_service(
+            spec,
+            package,
+            pinned,
+            service_id=current.id,
+            who=who,
+            now=self.clock(),
+            previous=current,
+        )
+        row = self._announce(ServiceChange.UPDATED, service, revision + 1)
+        ids = await self.services.update(service, revision, row)
+        if ids is None:
+            raise _conflict(current.id)
+        self.relay.hand_over([row], ids)
+        return service
+
+    async def rollback(self, service_id: str, to_revision: int, who: str) -> Service:
+        """A new revision whose spec is that of `to_revision` (history is never rewritten)."""
+        current, revision = await self.get(service_id)
+        old = next(
+            (r for r in await self.services.revisions(service_id) if r.revision == to_revision),
+            None,
+        )
+        if old is None:
+            raise ValidationFailure(
+                FieldError(
+                    "revision", f"service has no revision {to_revision} (revisions 1 to {revision})"
+                )
+            )
+        spec = parse_spec(old.service.to_wire())
+        return await self._store(current, revision, spec, who)
+
+    async def set_active(self, service_id: str, active: bool, who: str) -> Service:
+        return await self.update(service_id, {"active": active}, who)
+
+    async def revisions(self, service_id: str) -> list[ServiceRevision]:
+        await self.get(service_id)
+        return await self.services.revisions(service_id)
+
+    async def delete(self, service_id: str) -> None:
+        service, revision = await self.get(service_id)
+        cancel = StatusEntry(
+            status=ExecutionStatus.CANCELED,
+            timestamp=self.clock(),
+            message="Execution canceled: its service was deleted",
+        )
+        row = self._announce(ServiceChange.DELETED, service, revision + 1)
+        ids = await self.services.delete(service_id, row, entry_json(cancel))
+        if ids is None:
+            raise not_found("service", "serviceId", service_id)
+        self.relay.hand_over([row], ids)
+
+    async def status(self, service_id: str) -> dict[str, Any]:
+        service, revision = await self.get(service_id)
+        records = await self.services.replicas(service_id)
+        desired = service.runtime.num_replicas if service.active else 0
+        status = service_status(
+            service.active,
+            desired,
+            [(r.state, r.reason or "", r.updated_at) for r in records],
+            self.clock(),
+        )
+        live = [r for r in records if r.state in LIVE_STATES]
+        return {
+            "status": status,
+            "revision": revision,
+            "desiredReplicas": desired,
+            "runtimeStatus": [
+                {
+                    "replicaId": r.replica_id,
+                    "state": r.state,
+                    "reason": r.reason,
+                    "updatedAt": r.updated_at.isoformat(),
+                }
+                for r in live
+            ],
+        }

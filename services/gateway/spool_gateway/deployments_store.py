@@ -1,0 +1,186 @@
+"""Store adapter for services, their revisions, the triggers that target them, and the
+replicas the gateway has heard of. Every change to a service commits with its outbox event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from spool_common.messages import ReplicaChanged
+from spool_common.models import Service, Trigger
+from spool_gateway.outbox import OutboxRow, insert_outbox
+
+
+@dataclass(frozen=True)
+class ServiceRevision:
+    revision: int
+    service: Service
+    creator: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ReplicaRecord:
+    replica_id: str
+    state: str
+    reason: str | None
+    updated_at: datetime
+
+
+class ServiceStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create(self, service: Service, announce: OutboxRow) -> list[int]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO services (id, project_id, package_id, name, body, created_at, "
+                "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                service.id,
+                service.project_id,
+                service.package_id,
+                service.name,
+                service.to_wire(),
+                service.created_at,
+            )
+            await _store_revision(conn, service, 1)
+            return await insert_outbox(conn, [announce])
+
+    async def update(
+        self, service: Service, expected_revision: int, announce: OutboxRow
+    ) -> list[int] | None:
+        """Store the next revision unless the service changed since `expected_revision`."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            revision = await conn.fetchval(
+                "UPDATE services SET body = $3, package_id = $4, revision = revision + 1, "
+                "updated_at = $5 WHERE id = $1 AND revision = $2 AND deleted_at IS NULL "
+                "RETURNING revision",
+                service.id,
+                expected_revision,
+                service.to_wire(),
+                service.package_id,
+                service.updated_at,
+            )
+            if revision is None:
+                return None
+            await _store_revision(conn, service, revision)
+            return await insert_outbox(conn, [announce])
+
+    async def get(self, service_id: str) -> tuple[Service, int] | None:
+        row = await self.pool.fetchrow(
+            "SELECT body, revision FROM services WHERE id = $1 AND deleted_at IS NULL",
+            service_id,
+        )
+        return (Service.model_validate(row["body"]), row["revision"]) if row else None
+
+    async def find(self, project_id: str | None, name: str | None) -> list[Service]:
+        rows = await self.pool.fetch(
+            "SELECT body FROM services WHERE deleted_at IS NULL "
+            "AND ($1::text IS NULL OR project_id = $1) AND ($2::text IS NULL OR name = $2) "
+            "ORDER BY created_at",
+            project_id,
+            name,
+        )
+        return [Service.model_validate(r["body"]) for r in rows]
+
+    async def revisions(self, service_id: str) -> list[ServiceRevision]:
+        rows = await self.pool.fetch(
+            "SELECT revision, body, creator, created_at FROM service_revisions "
+            "WHERE service_id = $1 ORDER BY revision",
+            service_id,
+        )
+        return [
+            ServiceRevision(
+                r["revision"], Service.model_validate(r["body"]), r["creator"], r["created_at"]
+            )
+            for r in rows
+        ]
+
+    async def delete(
+        self, service_id: str, announce: OutboxRow, cancel_entry: dict[str, Any]
+    ) -> list[int] | None:
+        """Mark the service deleted and cancel its unfinished executions, in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "UPDATE services SET deleted_at = now(), revision = revision + 1 "
+                "WHERE id = $1 AND deleted_at IS NULL",
+                service_id,
+            )
+            if status.endswith(" 0"):
+                return None
+            await conn.execute(
+                "UPDATE executions SET status = 'canceled', lease_until = NULL, "
+                "updated_at = now(), status_log = status_log || $2::jsonb "
+                "WHERE service_id = $1 AND status IN ('created', 'rerun', 'in-progress')",
+                service_id,
+                [cancel_entry],
+            )
+            await conn.execute("DELETE FROM triggers WHERE service_id = $1", service_id)
+            return await insert_outbox(conn, [announce])
+
+    # triggers ------------------------------------------------------------------------
+    async def upsert_trigger(self, trigger: Trigger, service_id: str) -> Trigger:
+        """Create or replace a trigger by (project, name); returns it with its stored id."""
+        body = await self.pool.fetchval(
+            "INSERT INTO triggers (id, project_id, service_id, name, body, created_at, "
+            "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) "
+            "ON CONFLICT (project_id, name) DO UPDATE SET service_id = excluded.service_id, "
+            "body = jsonb_set(excluded.body, '{id}', to_jsonb(triggers.id)), "
+            "updated_at = excluded.updated_at RETURNING body",
+            trigger.id,
+            trigger.project_id,
+            service_id,
+            trigger.name,
+            trigger.to_wire(),
+            trigger.updated_at,
+        )
+        return Trigger.model_validate(body)
+
+    async def triggers(self, project_id: str | None, service_id: str | None) -> list[Trigger]:
+        rows = await self.pool.fetch(
+            "SELECT body FROM triggers WHERE ($1::text IS NULL OR project_id = $1) "
+            "AND ($2::text IS NULL OR service_id = $2) ORDER BY created_at",
+            project_id,
+            service_id,
+        )
+        return [Trigger.model_validate(r["body"]) for r in rows]
+
+    # replicas ------------------------------------------------------------------------
+    async def record_replica(self, event: ReplicaChanged) -> None:
+        """Keep the latest state per replica; an older event never overwrites a newer one."""
+        await self.pool.execute(
+            "INSERT INTO replicas (replica_id, service_id, state, reason, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (replica_id) DO UPDATE SET "
+            "state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at "
+            "WHERE replicas.updated_at <= excluded.updated_at",
+            event.replica_id,
+            event.service_id,
+            event.state.value,
+            event.reason,
+            event.at,
+        )
+
+    async def replicas(self, service_id: str) -> list[ReplicaRecord]:
+        rows = await self.pool.fetch(
+            "SELECT replica_id, state, reason, updated_at FROM replicas "
+            "WHERE service_id = $1 ORDER BY updated_at DESC LIMIT 200",
+            service_id,
+        )
+        return [
+            ReplicaRecord(r["replica_id"], r["state"], r["reason"], r["updated_at"]) for r in rows
+        ]
+
+
+async def _store_revision(conn: asyncpg.Connection, service: Service, revision: int) -> None:
+    await conn.execute(
+        "INSERT INTO service_revisions (service_id, revision, body, creator, created_at) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        service.id,
+        revision,
+        service.to_wire(),
+        service.updated_by or service.creator,
+        service.updated_at or service.created_at,
+    )

@@ -1,0 +1,126 @@
+"""Bus handlers: decode, one call into the gateway core, an outcome that settles the delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from spool_common.bus.amqp import BusError, Delivery, settle_after
+from spool_common.bus.dispositions import Outcome
+from spool_common.logging import get_logger
+from spool_common.messages import (
+    AnyMessage,
+    AttemptInterrupted,
+    ClaimRequest,
+    ClaimVerdict,
+    CredentialRequest,
+    ExecutionFinished,
+    ExecutionLogs,
+    ExecutionProgress,
+    ExecutionRequested,
+    LeaseRenewal,
+    ReplicaChanged,
+)
+from spool_common.store.pg import TRANSIENT_ERRORS
+from spool_gateway.core import Gateway
+from spool_gateway.execution_ops import interrupted
+from spool_gateway.lifecycle import dead_letter_entry
+
+log = get_logger(__name__)
+
+_REPLY_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, BusError)
+
+Work = Callable[[Delivery, AnyMessage | None], Awaitable[Outcome]]
+
+
+class Handlers:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def settling(self, work: Work) -> Callable[[Delivery], Awaitable[None]]:
+        async def handler(delivery: Delivery) -> None:
+            await settle_after(delivery, lambda m: work(delivery, m), TRANSIENT_ERRORS)
+
+        return handler
+
+    async def claim(self, delivery: Delivery, message: AnyMessage | None) -> Outcome:
+        """Requests are not persistent: on failure the agent times out and asks again while
+        it keeps its own delivery unacked, so a failed claim is simply dropped."""
+        if not isinstance(message, ClaimRequest):
+            return Outcome.UNDECODABLE
+        try:
+            reply = await self.gateway.claim(message)
+            if reply.verdict is not ClaimVerdict.GRANTED:
+                log.info(
+                    "claim_refused",
+                    execution_id=message.execution_id,
+                    replica_id=message.replica_id,
+                    verdict=reply.verdict,
+                )
+            await self.gateway.bus.reply(delivery, reply)
+        except _REPLY_ERRORS as e:
+            log.warning("claim_failed", execution_id=message.execution_id, error=str(e))
+            return Outcome.DUPLICATE
+        return Outcome.HANDLED
+
+    async def credential(self, delivery: Delivery, message: AnyMessage | None) -> Outcome:
+        if not isinstance(message, CredentialRequest):
+            return Outcome.UNDECODABLE
+        try:
+            await self.gateway.bus.reply(delivery, await self.gateway.issue_credential(message))
+        except _REPLY_ERRORS as e:
+            log.warning("credential_failed", service_id=message.service_id, error=str(e))
+        return Outcome.HANDLED
+
+    async def report(self, _: Delivery, message: AnyMessage | None) -> Outcome:
+        """Reports are persistent: acked only once recorded (or found stale)."""
+        if isinstance(message, ExecutionFinished):
+            applied = await self.gateway.finish(message)
+        elif isinstance(message, ExecutionProgress):
+            applied = await self.gateway.progress(message)
+        elif isinstance(message, LeaseRenewal):
+            applied = await self.gateway.renew(message) > 0
+        elif isinstance(message, AttemptInterrupted):
+            applied = await interrupted(self.gateway, message)
+        elif isinstance(message, ExecutionLogs):
+            await self.gateway.logs.append(message)
+            applied = True
+        else:
+            return Outcome.UNDECODABLE
+        if not applied:
+            log.info(
+                "report_stale",
+                type=message.type,
+                execution_id=getattr(message, "execution_id", None),
+            )
+        return Outcome.HANDLED if applied else Outcome.DUPLICATE
+
+    async def replica(self, _: Delivery, message: AnyMessage | None) -> Outcome:
+        if not isinstance(message, ReplicaChanged):
+            return Outcome.UNDECODABLE if message is None else Outcome.HANDLED
+        await self.gateway.services.record_replica(message)
+        return Outcome.HANDLED
+
+    async def dead(self, delivery: Delivery, message: AnyMessage | None) -> Outcome:
+        """A dead-lettered execution request ends as a failed execution with the reason;
+        anything else dead-lettered is logged and dropped (it already failed once)."""
+        if not isinstance(message, ExecutionRequested):
+            log.error(
+                "message_dead_lettered",
+                routing_key=delivery.raw.routing_key,
+                error=str(delivery.error),
+            )
+            return Outcome.HANDLED
+        reason = _death_reason(delivery)
+        entry = dead_letter_entry(reason, self.gateway.clock())
+        if await self.gateway.ledger.fail_queued(message.execution_id, entry):
+            self.gateway.waiters.wake(message.execution_id)
+        log.warning("execution_dead_lettered", execution_id=message.execution_id, reason=reason)
+        return Outcome.HANDLED
+
+
+def _death_reason(delivery: Delivery) -> str:
+    headers = delivery.raw.headers or {}
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return str(deaths[0].get("reason", "unknown"))
+    return str(headers.get("x-first-death-reason", "unknown"))

@@ -1,0 +1,67 @@
+"""Store adapter for execution logs: appended in batches, read in pages by a checkpoint (the
+last row id seen), so a follower never misses or repeats a line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from spool_common.messages import ExecutionLogs
+
+MAX_LINE = 16 * 1024  # longer lines are cut; a log is for reading
+
+
+@dataclass(frozen=True)
+class LogRow:
+    id: int
+    execution_id: str
+    replica_id: str
+    stream: str
+    line: str
+    at: datetime
+
+
+class LogStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def append(self, batch: ExecutionLogs) -> None:
+        await self.pool.execute(
+            "INSERT INTO execution_logs (execution_id, service_id, replica_id, attempt, stream, "
+            "line, at) SELECT $1, $2, $3, $4, * FROM unnest($5::text[], $6::text[], "
+            "$7::timestamptz[])",
+            batch.execution_id,
+            batch.service_id,
+            batch.replica_id,
+            batch.attempt,
+            [line.stream for line in batch.lines],
+            [line.line[:MAX_LINE] for line in batch.lines],
+            [line.at for line in batch.lines],
+        )
+
+    async def page(
+        self,
+        *,
+        service_id: str | None,
+        execution_ids: list[str] | None,
+        after: int,
+        start: datetime | None,
+        text: str | None,
+        limit: int,
+    ) -> list[LogRow]:
+        rows = await self.pool.fetch(
+            "SELECT id, execution_id, replica_id, stream, line, at FROM execution_logs "
+            "WHERE id > $1 AND ($2::text IS NULL OR service_id = $2) "
+            "AND ($3::text[] IS NULL OR execution_id = ANY($3)) "
+            "AND ($4::timestamptz IS NULL OR at >= $4) "
+            "AND ($5::text IS NULL OR strpos(line, $5) > 0) ORDER BY id LIMIT $6",
+            after,
+            service_id,
+            execution_ids,
+            start,
+            text,
+            limit,
+        )
+        return [LogRow(**dict(r)) for r in rows]

@@ -1,0 +1,156 @@
+"""HTTP routes for projects, executions and agents. Each: authorise, validate, one call into
+the core or a store."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from spool_common.errors import FieldError, ValidationFailure
+from spool_common.models import (
+    DEFAULT_FUNCTION_NAME,
+    Execution,
+    ExecutionStatus,
+    Project,
+    WireModel,
+)
+from spool_gateway.access import (
+    execution_of,
+    package_of,
+    project_of,
+    require_admin,
+    service_of,
+)
+from spool_gateway.api import GatewayDep, PrincipalDep
+from spool_gateway.catalog import Principal
+from spool_gateway.core import Gateway, new_id
+from spool_gateway.http_errors import ApiError
+from spool_gateway.ledger import ExecutionQuery
+
+router = APIRouter()
+
+
+class ProjectCreate(WireModel):
+    name: str = Field(min_length=1, max_length=128)
+
+
+class ExecutionCreate(WireModel):
+    function_name: str = DEFAULT_FUNCTION_NAME
+    input: dict[str, Any] = Field(default_factory=dict)
+    project_id: str | None = None
+
+
+# --- projects ------------------------------------------------------------------------------
+
+
+@router.post("/projects", status_code=201, tags=["projects"])
+async def create_project(body: ProjectCreate, gw: GatewayDep, who: PrincipalDep) -> Project:
+    require_admin(who)
+    project = Project(id=new_id(), name=body.name, creator=who.subject, created_at=gw.clock())
+    if not await gw.catalog.create_project(project):
+        raise ApiError(
+            409,
+            "conflict",
+            f"a project named '{body.name}' exists",
+            (FieldError("name", "already taken"),),
+        )
+    return project
+
+
+@router.get("/projects", tags=["projects"])
+async def list_projects(
+    gw: GatewayDep, who: PrincipalDep, name: str | None = None
+) -> list[Project]:
+    require_admin(who)
+    return await gw.catalog.projects(name)
+
+
+@router.get("/projects/{project_id}", tags=["projects"])
+async def get_project(project_id: str, gw: GatewayDep, who: PrincipalDep) -> Project:
+    require_admin(who)
+    return await project_of(gw, project_id)
+
+
+# --- executions ----------------------------------------------------------------------------
+
+
+@router.post("/executions/{service_id}", status_code=201, tags=["executions"])
+async def create_execution(
+    service_id: str, body: ExecutionCreate, gw: GatewayDep, who: PrincipalDep
+) -> Execution:
+    """Run a function of the service. Accepted (201) means it will end in a final status."""
+    require_admin(who)
+    service, _ = await service_of(gw, who, service_id)
+    if body.project_id is not None and body.project_id != service.project_id:
+        raise ValidationFailure(FieldError("projectId", "does not match the service's project"))
+    return await gw.create_execution(service, body.function_name, body.input, who.subject)
+
+
+@router.get("/executions", tags=["executions"])
+async def list_executions(
+    gw: GatewayDep,
+    who: PrincipalDep,
+    service_id: Annotated[str | None, Query(alias="serviceId")] = None,
+    project_id: Annotated[str | None, Query(alias="projectId")] = None,
+    status: ExecutionStatus | None = None,
+    resource_id: Annotated[str | None, Query(alias="resourceId")] = None,
+    error_type: Annotated[str | None, Query(alias="errorType")] = None,
+    trigger_id: Annotated[str | None, Query(alias="triggerId")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[Execution]:
+    """Newest first, filtered by service, project, status, an input entity's id (resources),
+    the latest error's type (DeadLettered, AttemptsExhausted, Timeout...) or trigger."""
+    require_admin(who)
+    query = ExecutionQuery(
+        service_id,
+        project_id,
+        status.value if status else None,
+        resource_id,
+        error_type,
+        trigger_id,
+    )
+    return await gw.ledger.find(query, limit)
+
+
+@router.get("/executions/{execution_id}", tags=["executions"])
+async def get_execution(execution_id: str, gw: GatewayDep, who: PrincipalDep) -> Execution:
+    return await execution_of(gw, who, execution_id)
+
+
+@router.get("/executions/{execution_id}/wait", tags=["executions"])
+async def wait_execution(
+    execution_id: str,
+    gw: GatewayDep,
+    who: PrincipalDep,
+    timeout: Annotated[float, Query(gt=0, le=300)] = 30.0,
+) -> Execution:
+    """Long-poll: answers as soon as the execution ends, or after `timeout` seconds with its
+    current state. Woken by the status consumer; re-reads every second as a fallback for
+    executions finished through another gateway replica."""
+    return await await_end(gw, who, execution_id, timeout)
+
+
+async def await_end(gw: Gateway, who: Principal, execution_id: str, timeout: float) -> Execution:
+    """The execution once it has ended, or as it is after `timeout` seconds."""
+    deadline = gw.clock().timestamp() + timeout
+    while True:
+        execution = await execution_of(gw, who, execution_id)
+        remaining = deadline - gw.clock().timestamp()
+        if execution.latest_status.status.is_terminal or remaining <= 0:
+            return execution
+        await gw.waiters.wait(execution_id, min(remaining, 1.0))
+
+
+# --- agents --------------------------------------------------------------------------------
+
+
+@router.get("/agent/bootstrap", include_in_schema=False)
+async def agent_bootstrap(gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
+    """What an agent needs to start: its service and the package revision it pins."""
+    if who.service_id is None:
+        raise ApiError(403, "forbidden", "only agents bootstrap")
+    service, revision = await service_of(gw, who, who.service_id)
+    package = await package_of(gw, who, service.package_id, service.package_revision)
+    return {"service": service.to_wire(), "package": package.to_wire(), "revision": revision}

@@ -1,0 +1,143 @@
+"""HTTP routes for services: deploy (an upsert by project and name), update, revisions,
+rollback, pause (`/stop`) and resume, status, delete, and the triggers that target them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from spool_common.instances import INSTANCES
+from spool_common.models import Service, Trigger, WireModel
+from spool_common.quantities import format_memory
+from spool_gateway.access import require_admin, service_of
+from spool_gateway.api import GatewayDep, PrincipalDep
+from spool_gateway.deployment_rules import ServiceSpec
+
+router = APIRouter(tags=["services"])
+
+
+class Rollback(WireModel):
+    revision: int
+
+
+class RevisionOut(WireModel):
+    revision: int
+    creator: str | None
+    created_at: Any
+    service: Service
+
+
+@router.post("/services", status_code=201, responses={200: {"description": "updated"}})
+async def deploy_service(
+    body: ServiceSpec, gw: GatewayDep, who: PrincipalDep, response: Response
+) -> Service:
+    """Deploy: create the service, or update the project's service of the same name (200),
+    changing only the fields sent. dtlpy's Service JSON is accepted as it is."""
+    require_admin(who)
+    fields = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    service, created = await gw.deployments.deploy(fields, who.subject)
+    response.status_code = 201 if created else 200
+    return service
+
+
+@router.get("/services")
+async def list_services(
+    gw: GatewayDep,
+    who: PrincipalDep,
+    project_id: Annotated[str | None, Query(alias="projectId")] = None,
+    name: str | None = None,
+) -> list[Service]:
+    require_admin(who)
+    return await gw.services.find(project_id, name)
+
+
+@router.get("/services/{service_id}")
+async def get_service(service_id: str, gw: GatewayDep, who: PrincipalDep) -> Service:
+    return (await service_of(gw, who, service_id))[0]
+
+
+@router.patch("/services/{service_id}")
+async def update_service(
+    service_id: str, body: dict[str, Any], gw: GatewayDep, who: PrincipalDep
+) -> Service:
+    """Update some fields (or send the whole Service JSON); one new revision."""
+    require_admin(who)
+    return await gw.deployments.update(service_id, body, who.subject)
+
+
+@router.get("/services/{service_id}/revisions")
+async def service_revisions(
+    service_id: str, gw: GatewayDep, who: PrincipalDep
+) -> list[RevisionOut]:
+    require_admin(who)
+    return [
+        RevisionOut(
+            revision=r.revision, creator=r.creator, created_at=r.created_at, service=r.service
+        )
+        for r in await gw.deployments.revisions(service_id)
+    ]
+
+
+@router.post("/services/{service_id}/rollback")
+async def rollback_service(
+    service_id: str, body: Rollback, gw: GatewayDep, who: PrincipalDep
+) -> Service:
+    """Deploy again what revision N ran, as a new revision."""
+    require_admin(who)
+    return await gw.deployments.rollback(service_id, body.revision, who.subject)
+
+
+@router.post("/services/{service_id}/stop")
+async def pause_service(service_id: str, gw: GatewayDep, who: PrincipalDep) -> Service:
+    """Pause: replicas stop; executions are still accepted and queued, and run on resume."""
+    require_admin(who)
+    return await gw.deployments.set_active(service_id, False, who.subject)
+
+
+@router.post("/services/{service_id}/resume")
+async def resume_service(service_id: str, gw: GatewayDep, who: PrincipalDep) -> Service:
+    require_admin(who)
+    return await gw.deployments.set_active(service_id, True, who.subject)
+
+
+@router.get("/services/{service_id}/status")
+async def service_status(service_id: str, gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
+    """Active / Inactive / Initializing / Error, and one runtimeStatus entry per live replica."""
+    await service_of(gw, who, service_id)
+    return await gw.deployments.status(service_id)
+
+
+@router.delete("/services/{service_id}", status_code=204, response_class=Response)
+async def delete_service(service_id: str, gw: GatewayDep, who: PrincipalDep) -> Response:
+    """Delete: replicas stop, unfinished executions are canceled, its triggers removed."""
+    require_admin(who)
+    await gw.deployments.delete(service_id)
+    return Response(status_code=204)
+
+
+@router.get("/instance-types")
+async def instance_types(who: PrincipalDep) -> list[dict[str, Any]]:
+    """The podType catalog: CPU, memory and GPUs of each instance type."""
+    return [
+        {
+            "name": spec.name,
+            "cpu": spec.cpu,
+            "memory": format_memory(spec.memory_bytes),
+            "memoryBytes": spec.memory_bytes,
+            "gpus": spec.gpus,
+            "gpuType": spec.gpu_type,
+        }
+        for spec in INSTANCES.values()
+    ]
+
+
+@router.get("/triggers")
+async def list_triggers(
+    gw: GatewayDep,
+    who: PrincipalDep,
+    project_id: Annotated[str | None, Query(alias="projectId")] = None,
+    service_id: Annotated[str | None, Query(alias="serviceId")] = None,
+) -> list[Trigger]:
+    require_admin(who)
+    return await gw.services.triggers(project_id, service_id)

@@ -1,0 +1,42 @@
+"""Bus handlers of the scheduler: service changes update the desired state."""
+
+from __future__ import annotations
+
+from spool_common.bus.dispositions import Outcome
+from spool_common.logging import get_logger
+from spool_common.messages import (
+    AnyMessage,
+    ReplicaChanged,
+    ScaleDecided,
+    ServiceChange,
+    ServiceChanged,
+)
+from spool_scheduler.reconciler import Reconciler
+from spool_scheduler.store import DesiredStore
+
+log = get_logger(__name__)
+
+
+class Inbox:
+    def __init__(self, store: DesiredStore, reconciler: Reconciler) -> None:
+        self.store = store
+        self.reconciler = reconciler
+
+    async def handle(self, message: AnyMessage | None) -> Outcome:
+        if isinstance(message, ServiceChanged):
+            deleted = message.change is ServiceChange.DELETED
+            if not await self.store.upsert(message.service, message.revision, deleted):
+                return Outcome.DUPLICATE
+            self.reconciler.set_service(message.service, message.revision, deleted)
+            return Outcome.HANDLED
+        if isinstance(message, ReplicaChanged):
+            log.info("replica_changed", replica_id=message.replica_id, state=message.state)
+            return Outcome.HANDLED
+        if isinstance(message, ScaleDecided):
+            log.info(
+                "scale_decision_ignored",
+                service_id=message.service_id,
+                reason="autoscaling is not wired to the scheduler yet",
+            )
+            return Outcome.HANDLED
+        return Outcome.UNDECODABLE if message is None else Outcome.HANDLED
