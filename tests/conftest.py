@@ -1,0 +1,63 @@
+"""Shared fixtures. Integration and end-to-end tests use the real RabbitMQ and PostgreSQL on
+127.0.0.1; when either is missing the run fails (never skips): `make test` starts them first."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support.servers import AMQP_URL, DATABASE_URL
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def servers() -> None:
+    missing = [
+        name for name, port in (("RabbitMQ", 5672), ("PostgreSQL", 5432)) if not _answers(port)
+    ]
+    if missing:
+        pytest.fail(
+            f"{' and '.join(missing)} not answering on 127.0.0.1; run `make test`, which starts "
+            "them (scripts/ensure-servers.sh). Integration tests never skip.",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A bus namespace and schema suffix of this test's own."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def amqp_url(servers: None) -> str:
+    return AMQP_URL
+
+
+@pytest.fixture
+def database_url(servers: None) -> str:
+    return DATABASE_URL
+
+
+@pytest.fixture
+async def broker_cleanup(amqp_url: str, namespace: str) -> AsyncIterator[list[str]]:
+    """Queues and exchanges named `<namespace>.*` are deleted after the test."""
+    from support.broker import delete_namespace
+
+    extra: list[str] = []
+    yield extra
+    await delete_namespace(amqp_url, namespace, extra)

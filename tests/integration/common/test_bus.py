@@ -1,0 +1,137 @@
+"""The bus adapter against the real RabbitMQ: confirms, unroutable publishes, request/reply,
+poison bodies, and consumers that survive a connection the broker closed."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+
+from spool_common.bus.amqp import Bus, Delivery, RequestTimeout, Unroutable
+from spool_common.bus.dispositions import Disposition
+from spool_common.messages import ClaimReply, ClaimRequest, ClaimVerdict, ExecutionRequested
+
+pytestmark = pytest.mark.integration
+
+
+def _request(n: int = 0) -> ExecutionRequested:
+    return ExecutionRequested(
+        execution_id=f"e{n}",
+        service_id="s1",
+        project_id="p",
+        function_name="run",
+        created_at=datetime.now(UTC),
+    )
+
+
+async def _collect(bus: Bus, queue: str, n: int) -> list[Delivery]:
+    got: list[Delivery] = []
+    done = asyncio.Event()
+
+    async def handler(delivery: Delivery) -> None:
+        got.append(delivery)
+        await delivery.settle(Disposition.ACK)
+        if len(got) >= n:
+            done.set()
+
+    await bus.consume(queue, handler, prefetch=10)
+    await asyncio.wait_for(done.wait(), 10)
+    return got
+
+
+async def test_publish_without_a_queue_raises_unroutable(bus: Bus) -> None:
+    with pytest.raises(Unroutable):
+        await bus.publish(bus.topology.executions, "no-such-service", _request())
+
+
+async def test_published_messages_are_consumed_and_decoded(bus: Bus) -> None:
+    queue = bus.topology.service_queue("s1")
+    await bus.declare_queue(queue)
+    await asyncio.gather(
+        *(bus.publish(bus.topology.executions, "s1", _request(i)) for i in range(20))
+    )
+    got = await _collect(bus, queue.name, 20)
+    ids = [d.message.execution_id for d in got if isinstance(d.message, ExecutionRequested)]
+    assert sorted(ids) == sorted(f"e{i}" for i in range(20))
+
+
+async def test_undecodable_body_reaches_the_handler_as_an_error(bus: Bus) -> None:
+    queue = bus.topology.service_queue("s1")
+    await bus.declare_queue(queue)
+    await bus.publish(bus.topology.executions, "s1", b"{not json")
+    await bus.publish(bus.topology.executions, "s1", b'{"type": "no.such.type", "version": 1}')
+    got = await _collect(bus, queue.name, 2)
+    assert [d.message for d in got] == [None, None]
+    assert "not JSON" in str(got[0].error)
+    assert "type" in str(got[1].error)
+
+
+async def test_prefetch_zero_is_refused(bus: Bus) -> None:
+    with pytest.raises(ValueError, match="prefetch"):
+        await bus.consume(bus.topology.gateway_claims.name, lambda d: asyncio.sleep(0), prefetch=0)
+
+
+async def test_request_gets_its_reply_and_times_out_without_one(bus: Bus) -> None:
+    async def answer(delivery: Delivery) -> None:
+        assert isinstance(delivery.message, ClaimRequest)
+        reply = ClaimReply(execution_id=delivery.message.execution_id, verdict=ClaimVerdict.GONE)
+        await bus.reply(delivery, reply)
+        await delivery.settle(Disposition.ACK)
+
+    request = ClaimRequest(execution_id="e1", service_id="s1", replica_id="r1")
+    with pytest.raises(RequestTimeout):
+        await bus.request(bus.topology.agent, "claim", request, timeout=0.5)
+    # The unanswered request is still queued; drain it before answering the next.
+    await bus.consume(bus.topology.gateway_claims.name, answer, prefetch=5)
+    reply = await bus.request(bus.topology.agent, "claim", request, timeout=5)
+    assert isinstance(reply, ClaimReply)
+    assert reply.verdict is ClaimVerdict.GONE
+
+
+def _close_connection_named(name: str) -> None:
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    pids = [line.split()[0] for line in out.splitlines() if name in line]
+    assert pids, f"connection {name} not found"
+    for pid in pids:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "close_connection", pid, "test: forced close"],
+            check=True,
+            timeout=60,
+        )
+
+
+# aiormq leaves the old socket's StreamWriter to the garbage collector after a forced close.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_consumers_are_restored_after_the_broker_closes_the_connection(bus: Bus) -> None:
+    queue = bus.topology.service_queue("s1")
+    await bus.declare_queue(queue)
+    got: list[str] = []
+
+    async def handler(delivery: Delivery) -> None:
+        assert isinstance(delivery.message, ExecutionRequested)
+        got.append(delivery.message.execution_id)
+        await delivery.settle(Disposition.ACK)
+
+    await bus.consume(queue.name, handler, prefetch=5)
+    await bus.publish(bus.topology.executions, "s1", _request(1))
+    await asyncio.to_thread(_close_connection_named, bus.name)
+    for _ in range(100):  # the robust connection reconnects within about a second
+        try:
+            await bus.publish(bus.topology.executions, "s1", _request(2))
+            break
+        except Exception:
+            await asyncio.sleep(0.1)
+    for _ in range(100):
+        if "e2" in got:
+            break
+        await asyncio.sleep(0.1)
+    assert "e1" in got
+    assert "e2" in got

@@ -1,0 +1,166 @@
+"""Execution records on the real PostgreSQL: claims, fencing, leases, the reaper, the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from spool_common.messages import ExecutionFinished
+from spool_common.models import (
+    Execution,
+    ExecutionStatus,
+    OnResetAction,
+    Package,
+    Project,
+    Service,
+    StatusEntry,
+)
+from spool_gateway.catalog import Catalog
+from spool_gateway.deployments_store import ServiceStore
+from spool_gateway.ledger import Ledger, Lost
+from spool_gateway.lifecycle import ClaimState, plan_lost_attempt
+from spool_gateway.outbox import OutboxRow
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def _service(pool: asyncpg.Pool, on_reset: OnResetAction, max_attempts: int) -> Service:
+    catalog = Catalog(pool)
+    await catalog.create_project(Project(id="p1", name="p", created_at=NOW))
+    package = Package(id="k1", name="pkg", project_id="p1", created_at=NOW)
+    await catalog.create_package(package, "sha", b"zip")
+    service = Service(
+        id="s1",
+        name="svc",
+        project_id="p1",
+        package_id="k1",
+        package_revision="1.0.0",
+        on_reset=on_reset,
+        max_attempts=max_attempts,
+        created_at=NOW,
+    )
+    await ServiceStore(pool).create(service, OutboxRow("x", "service.created", b"{}"))
+    return service
+
+
+async def _execution(ledger: Ledger, service: Service, execution_id: str = "e1") -> None:
+    created = StatusEntry(status=ExecutionStatus.CREATED, timestamp=NOW)
+    execution = Execution(
+        id=execution_id,
+        project_id="p1",
+        service_id=service.id,
+        status_log=[created],
+        latest_status=created,
+        max_attempts=service.max_attempts,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    await ledger.create(execution, {}, OutboxRow("ex", service.id, b"{}"))
+
+
+def _finished(attempt: int, status: ExecutionStatus = ExecutionStatus.SUCCESS) -> ExecutionFinished:
+    return ExecutionFinished(
+        execution_id="e1",
+        attempt=attempt,
+        replica_id="r",
+        status=status,
+        output="out",
+        started_at=NOW,
+        finished_at=NOW,
+    )
+
+
+def _announce(execution: Execution) -> OutboxRow:
+    return OutboxRow("events", "execution.status", execution.id.encode())
+
+
+async def test_creating_an_execution_writes_its_outbox_row_in_the_same_transaction(
+    pool: asyncpg.Pool,
+) -> None:
+    ledger = Ledger(pool)
+    service = await _service(pool, OnResetAction.FAILED, 3)
+    await _execution(ledger, service)
+    rows = await pool.fetch("SELECT exchange, routing_key FROM outbox ORDER BY id")
+    assert [(r["exchange"], r["routing_key"]) for r in rows][-1] == ("ex", "s1")
+    with pytest.raises(asyncpg.UniqueViolationError):  # a failed insert leaves no outbox row
+        await _execution(ledger, service)
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE routing_key = 's1'") == 1
+
+
+async def test_exactly_one_of_many_concurrent_claims_wins(pool: asyncpg.Pool) -> None:
+    ledger = Ledger(pool)
+    await _execution(ledger, await _service(pool, OnResetAction.FAILED, 3))
+    results = await asyncio.gather(*(ledger.claim("e1", "s1", f"r{i}", 30, NOW) for i in range(20)))
+    assert sorted(r for r in results if isinstance(r, int)) == [1]
+    refused = [r for r in results if isinstance(r, ClaimState)]
+    assert len(refused) == 19
+    assert all(r.status is ExecutionStatus.IN_PROGRESS for r in refused)
+
+
+async def test_reports_are_fenced_by_attempt_and_applied_once(pool: asyncpg.Pool) -> None:
+    ledger = Ledger(pool)
+    await _execution(ledger, await _service(pool, OnResetAction.FAILED, 3))
+    assert await ledger.claim("e1", "s1", "r1", 30, NOW) == 1
+    assert await ledger.finish(_finished(attempt=2), _announce) is None  # not the running attempt
+    assert await ledger.finish(_finished(attempt=1), _announce) is not None
+    assert (
+        await ledger.finish(_finished(attempt=1, status=ExecutionStatus.FAILED), _announce) is None
+    )
+    execution = await ledger.get("e1")
+    assert execution is not None
+    assert [e.status for e in execution.status_log] == ["created", "in-progress", "success"]
+    assert execution.output == "out"
+    assert execution.attempts == 1
+    assert isinstance(await ledger.claim("e1", "s1", "r2", 30, NOW), ClaimState)  # terminal
+
+
+def _decide(lost: Lost) -> tuple[StatusEntry, bool]:
+    plan = plan_lost_attempt(
+        on_reset=lost.on_reset, attempts=lost.attempts, max_attempts=lost.max_attempts, now=NOW
+    )
+    return plan.entry, plan.requeue
+
+
+def _requeue(lost: Lost) -> OutboxRow:
+    return OutboxRow("ex", lost.service_id, lost.id.encode())
+
+
+async def _expire(pool: asyncpg.Pool) -> None:
+    await pool.execute("UPDATE executions SET lease_until = now() - interval '1 second'")
+
+
+async def test_a_lost_attempt_is_rerun_until_attempts_run_out(pool: asyncpg.Pool) -> None:
+    ledger = Ledger(pool)
+    await _execution(ledger, await _service(pool, OnResetAction.RERUN, 2))
+    assert await ledger.claim("e1", "s1", "r1", 30, NOW) == 1
+    assert (await ledger.reap(_decide, _requeue))[0] == 0  # lease still valid
+    await _expire(pool)
+    count, rows, ids = await ledger.reap(_decide, _requeue)
+    assert count == 1
+    assert rows == [OutboxRow("ex", "s1", b"e1")]
+    assert len(ids) == 1
+    assert await ledger.claim("e1", "s1", "r2", 30, NOW) == 2
+    assert await ledger.finish(_finished(attempt=1), _announce) is None  # the lost attempt is late
+    await _expire(pool)
+    count, rows, _ = await ledger.reap(_decide, _requeue)
+    assert count == 1
+    assert rows == []
+    execution = await ledger.get("e1")
+    assert execution is not None
+    assert execution.latest_status.status is ExecutionStatus.FAILED
+    statuses = [e.status for e in execution.status_log]
+    assert statuses == ["created", "in-progress", "rerun", "in-progress", "failed"]
+
+
+async def test_renewed_leases_are_not_reaped(pool: asyncpg.Pool) -> None:
+    ledger = Ledger(pool)
+    await _execution(ledger, await _service(pool, OnResetAction.FAILED, 3))
+    await ledger.claim("e1", "s1", "r1", 30, NOW)
+    await _expire(pool)
+    assert await ledger.renew([("e1", 1), ("e1", 7)], 30) == 1
+    assert (await ledger.reap(_decide, _requeue))[0] == 0

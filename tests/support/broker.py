@@ -1,0 +1,51 @@
+"""Test-side broker housekeeping (tests may use aio_pika directly; production code may not)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+
+import aio_pika
+import aiormq
+
+from spool_common.bus.topology import Topology
+
+
+def queues_with_prefix(prefix: str) -> list[str]:
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "name", "--no-table-headers"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return [line.strip() for line in out.splitlines() if line.strip().startswith(prefix)]
+
+
+async def delete_namespace(amqp_url: str, namespace: str, queues: list[str]) -> None:
+    topology = Topology(namespace)
+    names = {q.name for q in topology.static_queues()} | set(queues)
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        for name in names:
+            channel = await connection.channel()
+            with contextlib.suppress(aiormq.exceptions.AMQPError):
+                await channel.queue_delete(name)
+        for exchange in topology.exchanges():
+            channel = await connection.channel()
+            with contextlib.suppress(aiormq.exceptions.AMQPError):
+                await channel.exchange_delete(exchange.name)
+    finally:
+        await connection.close()
+
+
+async def queue_counts(amqp_url: str, name: str) -> tuple[int, int]:
+    """(ready messages, consumers), by a passive declare."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        result = queue.declaration_result
+        return int(result.message_count or 0), int(result.consumer_count or 0)
+    finally:
+        await connection.close()

@@ -1,0 +1,162 @@
+"""The whole platform as real processes, isolated by namespace: its own bus names, its own
+schemas, its own gateway port and state directory. Used by the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from spool_common.archive import build_archive
+from spool_common.store.pg import drop_schema
+
+SERVICES = ("gateway", "scheduler", "autoscaler", "trigger-engine")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalPlatform:
+    def __init__(
+        self,
+        root: Path,
+        namespace: str,
+        amqp_url: str,
+        database_url: str,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.namespace = namespace
+        self.database_url = database_url
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.token = f"spu_test_{namespace}"
+        self.state_dir = root / "state"
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self.env = {
+            **{k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ},
+            "SPOOL_AMQP_URL": amqp_url,
+            "SPOOL_DATABASE_URL": database_url,
+            "SPOOL_BUS_NAMESPACE": namespace,
+            "SPOOL_GATEWAY_URL": self.url,
+            "SPOOL_STATE_DIR": str(self.state_dir),
+            "SPOOL_ADMIN_TOKEN": self.token,
+            "SPOOL_LOG_LEVEL": "info",
+            # Scaled-down time: leases expire in 3 s, agents renew every second.
+            "SPOOL_LEASE_SECONDS": "3",
+            "SPOOL_REAPER_INTERVAL": "0.5",
+            "SPOOL_AGENT_LEASE_RENEW_INTERVAL": "1",
+            **(extra_env or {}),  # e.g. a lower SPOOL_MAX_UPLOAD_BYTES; for every service
+        }
+
+    def schema(self, service: str) -> str:
+        return f"{service.replace('-', '_')}_{self.namespace}"
+
+    async def start(self) -> None:
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:
+            await self.start_service(name)
+        await self.wait_healthy()
+
+    async def start_service(self, name: str) -> None:
+        env = {**self.env, "SPOOL_DB_SCHEMA": self.schema(name)}
+        if name == "gateway":
+            env["SPOOL_PORT"] = self.url.rsplit(":", 1)[1]
+        module = "spool_" + name.replace("-", "_")
+        with (self.root / "logs" / f"{name}.log").open("ab") as log:
+            self.processes[name] = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", module, env=env, stdout=log, stderr=log, cwd=self.root
+            )
+
+    async def wait_healthy(self, timeout: float = 60.0) -> None:
+        async with httpx.AsyncClient() as client:
+            for _ in range(int(timeout / 0.1)):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
+                        return
+                if self.processes["gateway"].returncode is not None:
+                    break
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"gateway not healthy; log:\n{self.log('gateway')[-3000:]}")
+
+    def log(self, name: str) -> str:
+        path = self.root / "logs" / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def agent_logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace") for p in self.state_dir.glob("replicas/*/agent.log")
+        )
+
+    async def stop_service(self, name: str, sig: int = signal.SIGTERM) -> int:
+        process = self.processes[name]
+        if process.returncode is None:
+            process.send_signal(sig)
+        try:
+            return await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            return await process.wait()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(self.stop_service(n) for n in self.processes))
+        for name in SERVICES:
+            await drop_schema(self.database_url, self.schema(name))
+
+    def client(self) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.AsyncClient(base_url=f"{self.url}/api/v1", headers=headers, timeout=60)
+
+
+async def deploy(
+    client: httpx.AsyncClient, files: dict[str, bytes], name: str, **service: Any
+) -> dict[str, Any]:
+    """Create a project, push `files` as a package and deploy it as a service."""
+    project = (await client.post("/projects", json={"name": f"p-{name}"})).json()
+    upload = {"codebase": ("code.zip", build_archive(files), "application/zip")}
+    response = await client.post("/packages", files=upload, data={"projectId": project["id"]})
+    assert response.status_code == 201, response.text
+    package = response.json()
+    body = {"name": name, "projectId": project["id"], "packageId": package["id"], **service}
+    response = await client.post("/services", json=body)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def run(
+    client: httpx.AsyncClient, service_id: str, inputs: dict[str, Any], function: str = "run"
+) -> dict[str, Any]:
+    """Create an execution and wait for it to end (server-side wait)."""
+    body = {"functionName": function, "input": inputs}
+    created = await client.post(f"/executions/{service_id}", json=body)
+    assert created.status_code == 201, created.text
+    return await wait(client, created.json()["id"])
+
+
+async def wait(client: httpx.AsyncClient, execution_id: str, timeout: float = 60) -> dict[str, Any]:
+    response = await client.get(f"/executions/{execution_id}/wait", params={"timeout": timeout})
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, execution_id: str, status: str, timeout: float = 10
+) -> dict[str, Any]:
+    """Poll until the execution's latest status is `status` (for tests that act mid-run)."""
+    for _ in range(int(timeout / 0.05)):
+        current: dict[str, Any] = (await client.get(f"/executions/{execution_id}")).json()
+        if current["latestStatus"]["status"] == status:
+            return current
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"execution {execution_id} never reached {status}: {current}")
