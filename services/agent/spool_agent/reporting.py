@@ -40,7 +40,7 @@ class Reporter:
         self.service_id = service_id
         self.replica_id = replica_id
         self._recorded: dict[str, int] = {}
-        self._ordered: asyncio.Queue[Message] = asyncio.Queue()
+        self._ordered: asyncio.Queue[tuple[Message, asyncio.Future[None] | None]] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
 
     async def send(self, message: Message) -> None:
@@ -55,15 +55,25 @@ class Reporter:
                 log.warning("report_retry", type=message.type, error=str(e))
                 await asyncio.sleep(REPORT_BACKOFF.delay(failures, 0.0))
 
-    def _enqueue(self, message: Message) -> None:
+    def _enqueue(self, message: Message, sent: asyncio.Future[None] | None = None) -> None:
         """Progress and logs go out in order, one at a time, without blocking the caller."""
-        self._ordered.put_nowait(message)
+        self._ordered.put_nowait((message, sent))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.get_running_loop().create_task(self._drain_ordered())
 
     async def _drain_ordered(self) -> None:
         while not self._ordered.empty():
-            await self.send(self._ordered.get_nowait())
+            message, sent = self._ordered.get_nowait()
+            await self.send(message)
+            if sent is not None and not sent.done():
+                sent.set_result(None)
+
+    async def send_last(self, message: Message) -> None:
+        """Publish an attempt's final report behind the progress and logs it queued before,
+        so the gateway never sees the end of an attempt before its last progress."""
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(message, sent)
+        await sent
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait (bounded) until queued progress and logs are published."""

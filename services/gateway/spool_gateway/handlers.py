@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from spool_common.bus.amqp import BusError, Delivery, settle_after
 from spool_common.bus.dispositions import Outcome
+from spool_common.keyed_lock import KeyedLocks
 from spool_common.logging import get_logger
 from spool_common.messages import (
     AnyMessage,
@@ -35,6 +36,7 @@ Work = Callable[[Delivery, AnyMessage | None], Awaitable[Outcome]]
 class Handlers:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self._executions = KeyedLocks()
 
     def settling(self, work: Work) -> Callable[[Delivery], Awaitable[None]]:
         async def handler(delivery: Delivery) -> None:
@@ -72,7 +74,16 @@ class Handlers:
         return Outcome.HANDLED
 
     async def report(self, _: Delivery, message: AnyMessage | None) -> Outcome:
-        """Reports are persistent: acked only once recorded (or found stale)."""
+        """Reports are persistent: acked only once recorded (or found stale). Reports about
+        one execution are applied in the order they arrived (an agent publishes them in
+        order), so a last progress is never judged stale because the end overtook it."""
+        execution_id = getattr(message, "execution_id", None)
+        if not isinstance(execution_id, str) or not execution_id:
+            return await self._apply_report(message)
+        async with self._executions.hold(execution_id):
+            return await self._apply_report(message)
+
+    async def _apply_report(self, message: AnyMessage | None) -> Outcome:
         if isinstance(message, ExecutionFinished):
             applied = await self.gateway.finish(message)
         elif isinstance(message, ExecutionProgress):

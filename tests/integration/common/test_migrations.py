@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from spool_common.store.pg import drop_schema, migrate
+from spool_common.store.pg import drop_schema, ensure_database, migrate
 
 pytestmark = pytest.mark.integration
 
@@ -61,3 +61,28 @@ async def test_a_failing_migration_leaves_nothing_half_applied(
         assert [a["name"] for a in applied] == ["001_ok.sql"]
     finally:
         await drop_schema(database_url, schema)
+
+
+async def test_services_starting_together_create_a_missing_database_once(
+    database_url: str, namespace: str
+) -> None:
+    """Four services starting on a fresh server race to create the database; PostgreSQL answers
+    the losers with "already exists" or a unique violation on pg_database. None may fail."""
+    name = f"spool_race_{namespace}"
+    dsn = database_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        for _ in range(3):
+            await asyncio.gather(*(ensure_database(dsn) for _ in range(8)))
+            conn = await asyncpg.connect(dsn)
+            await conn.close()
+            await _drop_database(database_url, name)
+    finally:
+        await _drop_database(database_url, name)
+
+
+async def _drop_database(database_url: str, name: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -83,8 +83,9 @@ async def ensure_database(dsn: str, *, attempts: int = 30, interval: float = 1.0
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
-            # Another service may create it at the same moment.
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+            # Another service may create it at the same moment: PostgreSQL then answers
+            # either "already exists" or, mid-race, a unique violation on pg_database.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
                 await conn.execute(f'CREATE DATABASE "{check_identifier(database)}"')
     finally:
         await conn.close()
