@@ -35,7 +35,7 @@ async def test_an_error_inside_releases_the_key() -> None:
         async with locks.hold("k"):
             raise ValueError("x")
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="x"):
         await boom()
     async with locks.hold("k"):
         assert len(locks) == 1
