@@ -59,6 +59,7 @@ class ClaimRequest(Message):
     service_id: str
     replica_id: str
     init_seconds: float | None = None  # how long the replica took to start (cold start)
+    revision: int | None = None  # the service revision the replica runs (recorded on the run)
 
 
 class ClaimVerdict(StrEnum):
@@ -178,6 +179,7 @@ class ServiceChanged(Message):
     change: ServiceChange
     service: Service
     revision: int
+    force: bool = False  # replace or stop replicas at once instead of draining (`?force=true`)
 
 
 class ExecutionStatusChanged(Message):
@@ -210,6 +212,38 @@ class ReplicaChanged(Message):
     service_id: str
     state: ReplicaState
     reason: str | None = None
+    at: datetime
+
+
+class NotificationType(StrEnum):
+    """The seed's service notification types (Dataloop notification system)."""
+
+    CODEBASE_ERROR = "CodebaseError"  # the module cannot be imported, the class is missing
+    REQUIREMENTS_ERROR = "RequirementsError"  # requirements.txt could not be installed
+    INIT_ERROR = "InitError"  # the class's __init__ raised
+    AUTHORIZATION_ERROR = "AuthorizationError"  # the replica's credential was refused
+    IMAGE_PULL_ERROR = "ImagePullError"
+    OOM_KILLED = "OOMKilled"
+    UNSCHEDULABLE = "Unschedulable"
+    STUCK_REPLICA = "StuckReplica"  # a state threshold was exceeded
+    INTERNAL_ERROR = "InternalError"
+    FORCED_DEACTIVATION = "ServiceForcedDeactivation"
+
+
+class ServiceNotification(Message):
+    """Scheduler -> events `notification.service`: something happened to a service's replicas
+    that its owners should see. `deactivate` asks the gateway to set the service inactive
+    (a sustained crash loop); the gateway records every notification once (by id)."""
+
+    type: Literal["service.notification"] = "service.notification"
+    notification_id: str
+    service_id: str
+    notification: NotificationType
+    title: str  # e.g. "Service Init Function Error"
+    message: str
+    replica_id: str | None = None
+    log_tail: list[str] = Field(default_factory=list)
+    deactivate: bool = False
     at: datetime
 
 
@@ -266,6 +300,7 @@ AnyMessage = Annotated[
     | ServiceChanged
     | ExecutionStatusChanged
     | ReplicaChanged
+    | ServiceNotification
     | ScaleDecided
     | EntityEvent
     | AgentControl,

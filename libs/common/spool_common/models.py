@@ -382,6 +382,7 @@ class StatusEntry(WireModel):
     percent_complete: int | None = None
     replica_id: str | None = None
     attempt: int | None = None
+    service_revision: int | None = None  # in-progress: the service revision that ran it
     error: ExecutionError | None = None
 
 
@@ -415,6 +416,7 @@ class Execution(WireModel):
     status_log: list[StatusEntry] = Field(default_factory=list)
     latest_status: StatusEntry
     attempts: int = 0
+    service_revision: int | None = None  # the service revision of the latest run
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     duration: float | None = None
     to_terminate: bool = False

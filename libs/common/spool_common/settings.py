@@ -20,3 +20,8 @@ class CommonSettings(BaseSettings):
     log_format: str = "json"
     publish_timeout: float = 10.0
     state_dir: Path = Path(".spool")
+    # Liveness (/livez), readiness (/readyz) and Prometheus metrics (/metrics). The gateway
+    # serves them on its API port; other processes on this port (0: any free port, written
+    # to `<cwd>/ops.port`; None: not served). Kubernetes sets 0.0.0.0:8081.
+    ops_host: str = "127.0.0.1"
+    ops_port: int | None = 0

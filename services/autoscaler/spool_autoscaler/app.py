@@ -55,6 +55,7 @@ async def main(stop: asyncio.Event, settings: AutoscalerSettings) -> None:
             lambda d: settle_after(d, index.handle, TRANSIENT_ERRORS),
             prefetch=50,
         )
+        res.ready.set()
         log.info("autoscaler_started")
         await stop.wait()
     log.info("autoscaler_stopped")

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from spool_common.errors import FieldError, ValidationFailure, from_pydantic
 from spool_gateway.catalog import Principal
@@ -118,6 +119,7 @@ PrincipalDep = Annotated[Principal, Depends(principal_of)]
 
 def create_app(gateway: Gateway) -> FastAPI:
     from spool_gateway.execution_routes import router as executions
+    from spool_gateway.notification_routes import router as notifications
     from spool_gateway.package_routes import router as packages
     from spool_gateway.routes import router
     from spool_gateway.service_routes import router as services
@@ -130,12 +132,26 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     app.state.authenticate = Authenticator(gateway.catalog.principal)
     install_error_handlers(app)
-    for routes in (executions, router, packages, services):
+    for routes in (executions, router, packages, services, notifications):
         app.include_router(routes, prefix=API_PREFIX)
 
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> JSONResponse:
+        """The process answers: Kubernetes restarts it otherwise."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> JSONResponse:
+    async def readyz() -> JSONResponse:
+        """Ready to take requests: the bus is connected (the pool reconnects per query)."""
         ok = gateway.bus.is_connected
-        return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "ok": ok}, status_code=200 if ok else 503
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app

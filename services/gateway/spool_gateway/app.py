@@ -46,7 +46,8 @@ async def _reaper(gateway: Gateway, stop: asyncio.Event) -> None:
             log.warning("reaper_failed", error=str(e))
 
 
-async def _consume(bus: Bus, handlers: Handlers, settings: GatewaySettings) -> None:
+async def consume(bus: Bus, handlers: Handlers, settings: GatewaySettings) -> None:
+    """Every queue the gateway consumes, each through `handlers.settling`."""
     topology = bus.topology
     for queue, work, prefetch in (
         (topology.gateway_claims, handlers.claim, settings.claim_prefetch),
@@ -54,6 +55,7 @@ async def _consume(bus: Bus, handlers: Handlers, settings: GatewaySettings) -> N
         (topology.gateway_credentials, handlers.credential, 10),
         (topology.gateway_dead, handlers.dead, 10),
         (topology.gateway_replicas, handlers.replica, 50),
+        (topology.gateway_notifications, handlers.notification, 10),
     ):
         await bus.consume(queue.name, handlers.settling(work), prefetch=prefetch)
 
@@ -90,7 +92,12 @@ async def _serve(gateway: Gateway, stop: asyncio.Event) -> None:
 
 async def main(stop: asyncio.Event, settings: GatewaySettings) -> None:
     async with service_resources(
-        settings, name="gateway", schema=settings.db_schema, migrations=MIGRATIONS, pool_size=20
+        settings,
+        name="gateway",
+        schema=settings.db_schema,
+        migrations=MIGRATIONS,
+        pool_size=20,
+        ops=False,  # served on the API port (api.py)
     ) as res:
         catalog = Catalog(res.pool)
         if settings.admin_token:
@@ -99,6 +106,6 @@ async def main(stop: asyncio.Event, settings: GatewaySettings) -> None:
         gateway = Gateway(
             settings, res.bus, catalog, ServiceStore(res.pool), Ledger(res.pool), relay, Waiters()
         )
-        await _consume(res.bus, Handlers(gateway), settings)
+        await consume(res.bus, Handlers(gateway), settings)
         await _serve(gateway, stop)
     log.info("gateway_stopped")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from spool_common import metrics
 from spool_common.bus.amqp import Bus
 from spool_common.errors import FieldError, ValidationFailure
 from spool_common.messages import (
@@ -35,6 +36,7 @@ from spool_gateway.inputs import validate_input
 from spool_gateway.ledger import Ledger, Lost
 from spool_gateway.lifecycle import exhausted_entry, plan_interrupted, refused_claim
 from spool_gateway.logs_store import LogStore
+from spool_gateway.notifications_store import NotificationStore
 from spool_gateway.outbox import OutboxRelay, OutboxRow
 from spool_gateway.settings import GatewaySettings
 from spool_gateway.waiters import Waiters
@@ -69,6 +71,7 @@ class Gateway:
     def __post_init__(self) -> None:
         self.logs = LogStore(self.ledger.pool)
         self.control = ControlStore(self.ledger.pool)
+        self.notifications = NotificationStore(self.ledger.pool)
         self.deployments = Deployments(
             self.catalog, self.services, self.bus, self.relay, self.clock
         )
@@ -150,6 +153,7 @@ class Gateway:
             lease,
             self.clock(),
             request.init_seconds,
+            request.revision,
         )
         if isinstance(result, int):
             return ClaimReply(
@@ -173,6 +177,14 @@ class Gateway:
         execution, ids, row = applied
         self.relay.hand_over([row], ids)
         self.waiters.wake(execution.id)
+        if execution.created_at is not None:
+            status = execution.latest_status.status
+            metrics.execution_changed(
+                execution.service_id,
+                status,
+                execution.created_at,
+                execution.latest_status.timestamp,
+            )
         return True
 
     async def progress(self, report: ExecutionProgress) -> bool:

@@ -143,7 +143,8 @@ def build_service(
     now: datetime,
     previous: Service | None,
 ) -> Service:
-    """The Service a spec deploys, checked against the package revision it pins."""
+    """The Service a spec deploys, checked against the package revision it pins. An inactive
+    service keeps the `crashloop` that deactivated it; activating it clears it."""
     init_params = checked_module_inputs(spec, package)
     runtime = spec.runtime.model_copy(update={"env": merged_env(spec)})
     fields = spec.model_dump(exclude={"env_file", "runtime", "init_params", "package_revision"})
@@ -157,6 +158,7 @@ def build_service(
         created_at=previous.created_at if previous else now,
         updated_at=now,
         updated_by=who,
+        crashloop=previous.crashloop if previous is not None and not spec.active else None,
     )
 
 

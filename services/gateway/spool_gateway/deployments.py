@@ -46,8 +46,12 @@ class Deployments:
     relay: OutboxRelay
     clock: Callable[[], datetime]
 
-    def _announce(self, change: ServiceChange, service: Service, revision: int) -> OutboxRow:
-        event = ServiceChanged(change=change, service=service, revision=revision)
+    def announce(
+        self, change: ServiceChange, service: Service, revision: int, force: bool = False
+    ) -> OutboxRow:
+        """The outbox row of a `service.<change>` event. `force`: the scheduler replaces or
+        stops the replicas at once instead of draining them."""
+        event = ServiceChanged(change=change, service=service, revision=revision, force=force)
         return OutboxRow(self.bus.topology.events, f"service.{change}", encode(event))
 
     async def _package_at(self, spec: ServiceSpec) -> tuple[Package, str]:
@@ -79,7 +83,7 @@ class Deployments:
             previous=None,
         )
         await self.bus.declare_queue(self.bus.topology.service_queue(service.id))
-        row = self._announce(ServiceChange.CREATED, service, 1)
+        row = self.announce(ServiceChange.CREATED, service, 1)
         self.relay.hand_over([row], await self.services.create(service, row))
         return service, True
 
@@ -89,12 +93,16 @@ class Deployments:
             raise not_found("service", "serviceId", service_id)
         return found
 
-    async def update(self, service_id: str, patch: dict[str, Any], who: str) -> Service:
+    async def update(
+        self, service_id: str, patch: dict[str, Any], who: str, force: bool = False
+    ) -> Service:
         current, revision = await self.get(service_id)
         spec = patched_spec(current, patch)
-        return await self._store(current, revision, spec, who)
+        return await self._store(current, revision, spec, who, force)
 
-    async def _store(self, current: Service, revision: int, spec: ServiceSpec, who: str) -> Service:
+    async def _store(
+        self, current: Service, revision: int, spec: ServiceSpec, who: str, force: bool
+    ) -> Service:
         package, pinned = await self._package_at(spec)
         service = build_service(
             spec,
@@ -105,14 +113,16 @@ class Deployments:
             now=self.clock(),
             previous=current,
         )
-        row = self._announce(ServiceChange.UPDATED, service, revision + 1)
+        row = self.announce(ServiceChange.UPDATED, service, revision + 1, force)
         ids = await self.services.update(service, revision, row)
         if ids is None:
             raise _conflict(current.id)
         self.relay.hand_over([row], ids)
         return service
 
-    async def rollback(self, service_id: str, to_revision: int, who: str) -> Service:
+    async def rollback(
+        self, service_id: str, to_revision: int, who: str, force: bool = False
+    ) -> Service:
         """A new revision whose spec is that of `to_revision` (history is never rewritten)."""
         current, revision = await self.get(service_id)
         old = next(
@@ -126,23 +136,26 @@ class Deployments:
                 )
             )
         spec = parse_spec(old.service.to_wire())
-        return await self._store(current, revision, spec, who)
+        return await self._store(current, revision, spec, who, force)
 
-    async def set_active(self, service_id: str, active: bool, who: str) -> Service:
-        return await self.update(service_id, {"active": active}, who)
+    async def set_active(
+        self, service_id: str, active: bool, who: str, force: bool = False
+    ) -> Service:
+        """Pause or resume. Resuming also clears the `crashloop` of a deactivated service."""
+        return await self.update(service_id, {"active": active}, who, force)
 
     async def revisions(self, service_id: str) -> list[ServiceRevision]:
         await self.get(service_id)
         return await self.services.revisions(service_id)
 
-    async def delete(self, service_id: str) -> None:
+    async def delete(self, service_id: str, force: bool = False) -> None:
         service, revision = await self.get(service_id)
         cancel = StatusEntry(
             status=ExecutionStatus.CANCELED,
             timestamp=self.clock(),
             message="Execution canceled: its service was deleted",
         )
-        row = self._announce(ServiceChange.DELETED, service, revision + 1)
+        row = self.announce(ServiceChange.DELETED, service, revision + 1, force)
         ids = await self.services.delete(service_id, row, entry_json(cancel))
         if ids is None:
             raise not_found("service", "serviceId", service_id)

@@ -54,20 +54,7 @@ class ServiceStore:
     ) -> list[int] | None:
         """Store the next revision unless the service changed since `expected_revision`."""
         async with self.pool.acquire() as conn, conn.transaction():
-            revision = await conn.fetchval(
-                "UPDATE services SET body = $3, package_id = $4, revision = revision + 1, "
-                "updated_at = $5 WHERE id = $1 AND revision = $2 AND deleted_at IS NULL "
-                "RETURNING revision",
-                service.id,
-                expected_revision,
-                service.to_wire(),
-                service.package_id,
-                service.updated_at,
-            )
-            if revision is None:
-                return None
-            await _store_revision(conn, service, revision)
-            return await insert_outbox(conn, [announce])
+            return await update_service(conn, service, expected_revision, announce)
 
     async def get(self, service_id: str) -> tuple[Service, int] | None:
         row = await self.pool.fetchrow(
@@ -172,6 +159,27 @@ class ServiceStore:
         return [
             ReplicaRecord(r["replica_id"], r["state"], r["reason"], r["updated_at"]) for r in rows
         ]
+
+
+async def update_service(
+    conn: asyncpg.Connection, service: Service, expected_revision: int, announce: OutboxRow
+) -> list[int] | None:
+    """Inside the caller's transaction: store the next revision and its outbox row unless the
+    service changed since `expected_revision` (then None, and nothing is written)."""
+    revision = await conn.fetchval(
+        "UPDATE services SET body = $3, package_id = $4, revision = revision + 1, "
+        "updated_at = $5 WHERE id = $1 AND revision = $2 AND deleted_at IS NULL "
+        "RETURNING revision",
+        service.id,
+        expected_revision,
+        service.to_wire(),
+        service.package_id,
+        service.updated_at,
+    )
+    if revision is None:
+        return None
+    await _store_revision(conn, service, revision)
+    return await insert_outbox(conn, [announce])
 
 
 async def _store_revision(conn: asyncpg.Connection, service: Service, revision: int) -> None:

@@ -20,11 +20,13 @@ from spool_common.messages import (
     ExecutionRequested,
     LeaseRenewal,
     ReplicaChanged,
+    ServiceNotification,
 )
 from spool_common.store.pg import TRANSIENT_ERRORS
 from spool_gateway.core import Gateway
 from spool_gateway.execution_ops import interrupted
 from spool_gateway.lifecycle import dead_letter_entry
+from spool_gateway.notifications import record_notification
 
 log = get_logger(__name__)
 
@@ -110,6 +112,12 @@ class Handlers:
             return Outcome.UNDECODABLE if message is None else Outcome.HANDLED
         await self.gateway.services.record_replica(message)
         return Outcome.HANDLED
+
+    async def notification(self, _: Delivery, message: AnyMessage | None) -> Outcome:
+        """Recorded once by id; a sustained crash loop also deactivates the service."""
+        if not isinstance(message, ServiceNotification):
+            return Outcome.UNDECODABLE if message is None else Outcome.HANDLED
+        return await record_notification(self.gateway, message)
 
     async def dead(self, delivery: Delivery, message: AnyMessage | None) -> Outcome:
         """A dead-lettered execution request ends as a failed execution with the reason;

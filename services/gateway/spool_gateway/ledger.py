@@ -37,6 +37,8 @@ def to_execution(row: asyncpg.Record) -> Execution:
             "latestStatus": log[-1],
             "attempts": row["attempts"],
             "maxAttempts": row["max_attempts"],
+            # Served once Execution has the field (ignored until then, as extra keys are).
+            "serviceRevision": row["service_revision"],
             "duration": duration,
             "toTerminate": row["to_terminate"],
             "triggerId": row["trigger_id"],
@@ -141,14 +143,23 @@ class Ledger:
         lease: float,
         now: datetime,
         init_seconds: float | None = None,
+        revision: int | None = None,
     ) -> int | ClaimState:
         """Start the next attempt if the execution is queued; returns the attempt number,
-        or what the row looked like when it could not be claimed."""
-        entry = {"status": "in-progress", "timestamp": now.isoformat(), "replicaId": replica_id}
+        or what the row looked like when it could not be claimed. `revision` is the service
+        revision the claiming replica runs (None if it did not say)."""
+        entry: dict[str, Any] = {
+            "status": "in-progress",
+            "timestamp": now.isoformat(),
+            "replicaId": replica_id,
+        }
+        if revision is not None:
+            entry["serviceRevision"] = revision
         attempt = await self.pool.fetchval(
             "UPDATE executions SET status = 'in-progress', attempts = attempts + 1, "
             "replica_id = $3, lease_until = now() + make_interval(secs => $4), "
             "started_at = $5, finished_at = NULL, updated_at = $5, replica_init_seconds = $8, "
+            "service_revision = $9, "
             "status_log = status_log || jsonb_build_array($6::jsonb || "
             "jsonb_build_object('attempt', attempts + 1)) "
             "WHERE id = $1 AND service_id = $2 AND status = ANY($7::text[]) "
@@ -161,6 +172,7 @@ class Ledger:
             entry,
             _CLAIMABLE,
             init_seconds,
+            revision,
         )
         if attempt is not None:
             return int(attempt)

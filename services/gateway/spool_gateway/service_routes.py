@@ -1,5 +1,6 @@
 """HTTP routes for services: deploy (an upsert by project and name), update, revisions,
-rollback, pause (`/stop`) and resume, status, delete, and the triggers that target them."""
+rollback, pause (`/stop`) and resume (`/activate`), status, delete, and the triggers that
+target them. Changes that stop or replace replicas take `?force=true`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ from spool_gateway.api import GatewayDep, PrincipalDep
 from spool_gateway.deployment_rules import ServiceSpec
 
 router = APIRouter(tags=["services"])
+
+Force = Annotated[
+    bool,
+    Query(
+        description="true: the scheduler stops or replaces the service's replicas at once "
+        "instead of draining them (running executions are interrupted and settled by the "
+        "service's onReset); false (default): replicas drain for up to drainTime",
+    ),
+]
 
 
 class Rollback(WireModel):
@@ -59,11 +69,12 @@ async def get_service(service_id: str, gw: GatewayDep, who: PrincipalDep) -> Ser
 
 @router.patch("/services/{service_id}")
 async def update_service(
-    service_id: str, body: dict[str, Any], gw: GatewayDep, who: PrincipalDep
+    service_id: str, body: dict[str, Any], gw: GatewayDep, who: PrincipalDep, force: Force = False
 ) -> Service:
-    """Update some fields (or send the whole Service JSON); one new revision."""
+    """Update some fields (or send the whole Service JSON); one new revision.
+    `?force=true`: replicas of the previous revision are replaced at once, not drained."""
     require_admin(who)
-    return await gw.deployments.update(service_id, body, who.subject)
+    return await gw.deployments.update(service_id, body, who.subject, force)
 
 
 @router.get("/services/{service_id}/revisions")
@@ -81,24 +92,42 @@ async def service_revisions(
 
 @router.post("/services/{service_id}/rollback")
 async def rollback_service(
-    service_id: str, body: Rollback, gw: GatewayDep, who: PrincipalDep
+    service_id: str, body: Rollback, gw: GatewayDep, who: PrincipalDep, force: Force = False
 ) -> Service:
-    """Deploy again what revision N ran, as a new revision."""
+    """Deploy again what revision N ran, as a new revision.
+    `?force=true`: replicas of the current revision are replaced at once, not drained."""
     require_admin(who)
-    return await gw.deployments.rollback(service_id, body.revision, who.subject)
+    return await gw.deployments.rollback(service_id, body.revision, who.subject, force)
 
 
 @router.post("/services/{service_id}/stop")
-async def pause_service(service_id: str, gw: GatewayDep, who: PrincipalDep) -> Service:
-    """Pause: replicas stop; executions are still accepted and queued, and run on resume."""
+async def pause_service(
+    service_id: str, gw: GatewayDep, who: PrincipalDep, force: Force = False
+) -> Service:
+    """Pause: replicas stop; executions are still accepted and queued, and run on resume.
+    `?force=true`: replicas stop at once instead of draining."""
     require_admin(who)
-    return await gw.deployments.set_active(service_id, False, who.subject)
+    return await gw.deployments.set_active(service_id, False, who.subject, force)
 
 
 @router.post("/services/{service_id}/resume")
-async def resume_service(service_id: str, gw: GatewayDep, who: PrincipalDep) -> Service:
+async def resume_service(
+    service_id: str, gw: GatewayDep, who: PrincipalDep, force: Force = False
+) -> Service:
+    """Resume a paused service, or one the gateway deactivated for a crash loop (this clears
+    its `crashloop`): one call. `?force=true`: replicas of the previous revision (e.g. still
+    draining after a pause) are replaced at once."""
     require_admin(who)
-    return await gw.deployments.set_active(service_id, True, who.subject)
+    return await gw.deployments.set_active(service_id, True, who.subject, force)
+
+
+@router.post("/services/{service_id}/activate")
+async def activate_service(
+    service_id: str, gw: GatewayDep, who: PrincipalDep, force: Force = False
+) -> Service:
+    """The same as `POST /services/{id}/resume`."""
+    require_admin(who)
+    return await gw.deployments.set_active(service_id, True, who.subject, force)
 
 
 @router.get("/services/{service_id}/status")
@@ -109,10 +138,13 @@ async def service_status(service_id: str, gw: GatewayDep, who: PrincipalDep) -> 
 
 
 @router.delete("/services/{service_id}", status_code=204, response_class=Response)
-async def delete_service(service_id: str, gw: GatewayDep, who: PrincipalDep) -> Response:
-    """Delete: replicas stop, unfinished executions are canceled, its triggers removed."""
+async def delete_service(
+    service_id: str, gw: GatewayDep, who: PrincipalDep, force: Force = False
+) -> Response:
+    """Delete: replicas stop, unfinished executions are canceled, its triggers removed.
+    `?force=true`: replicas stop at once instead of draining."""
     require_admin(who)
-    await gw.deployments.delete(service_id)
+    await gw.deployments.delete(service_id, force)
     return Response(status_code=204)
 
 

@@ -61,6 +61,7 @@ async def main(stop: asyncio.Event, settings: TriggerEngineSettings) -> None:
             lambda d: settle_after(d, inbox.handle, TRANSIENT_ERRORS),
             prefetch=50,
         )
+        res.ready.set()
         log.info("trigger_engine_started")
         await stop.wait()
     log.info("trigger_engine_stopped")

@@ -54,6 +54,8 @@ class RoutingKey(StrEnum):
     EXECUTION_STATUS_ALL = "execution.status.*"
     ENTITY_ALL = "entity.#"
     REPLICA_ALL = "replica.*"
+    NOTIFICATION_ALL = "notification.*"
+    NOTIFICATION_SERVICE = "notification.service"
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,14 @@ class Topology:
         )
 
     @property
+    def gateway_notifications(self) -> QueueSpec:
+        """Service notifications (crash loops, stuck replicas), stored and listed per project."""
+        return QueueSpec(
+            self.name("gateway.notifications"),
+            (Binding(self.events, RoutingKey.NOTIFICATION_ALL),),
+        )
+
+    @property
     def scheduler_inbox(self) -> QueueSpec:
         return QueueSpec(
             self.name("scheduler.inbox"),
@@ -162,6 +172,7 @@ class Topology:
             self.gateway_reports,
             self.gateway_dead,
             self.gateway_replicas,
+            self.gateway_notifications,
             self.scheduler_inbox,
             self.autoscaler_inbox,
             self.trigger_engine_inbox,

@@ -1,0 +1,88 @@
+"""HTTP routes for service notifications (crash loops, stuck replicas), newest first, per
+project or per service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from spool_common.messages import NotificationType
+from spool_common.models import WireModel
+from spool_gateway.access import project_of, require_admin, service_of
+from spool_gateway.api import GatewayDep, PrincipalDep
+from spool_gateway.notification_rules import NotificationRecord
+from spool_gateway.notifications_store import NotificationQuery
+
+router = APIRouter(tags=["notifications"])
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+TypeFilter = Annotated[NotificationType | None, Query(alias="type")]
+
+
+class Notification(WireModel):
+    id: str
+    project_id: str
+    service_id: str
+    type: NotificationType
+    title: str
+    message: str
+    replica_id: str | None = None
+    log_tail: list[str]
+    deactivated: bool  # this notification set the service inactive (a crash loop)
+    created_at: datetime
+
+
+def _out(record: NotificationRecord) -> Notification:
+    return Notification(
+        id=record.id,
+        project_id=record.project_id,
+        service_id=record.service_id,
+        type=NotificationType(record.type),
+        title=record.title,
+        message=record.message,
+        replica_id=record.replica_id,
+        log_tail=list(record.log_tail),
+        deactivated=record.deactivated,
+        created_at=record.created_at,
+    )
+
+
+@router.get("/notifications")
+async def list_notifications(
+    gw: GatewayDep,
+    who: PrincipalDep,
+    project_id: Annotated[str, Query(alias="projectId")],
+    service_id: Annotated[str | None, Query(alias="serviceId")] = None,
+    notification_type: TypeFilter = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[Notification]:
+    """The project's service notifications, newest first, optionally of one service and one
+    type (InitError, RequirementsError, ServiceForcedDeactivation...)."""
+    require_admin(who)
+    await project_of(gw, project_id)
+    query = NotificationQuery(
+        project_id, service_id, notification_type.value if notification_type else None
+    )
+    return [_out(r) for r in await gw.notifications.find(query, limit, offset)]
+
+
+@router.get("/services/{service_id}/notifications")
+async def service_notifications(
+    service_id: str,
+    gw: GatewayDep,
+    who: PrincipalDep,
+    notification_type: TypeFilter = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[Notification]:
+    """The service's notifications, newest first."""
+    require_admin(who)
+    await service_of(gw, who, service_id)
+    query = NotificationQuery(
+        None, service_id, notification_type.value if notification_type else None
+    )
+    return [_out(r) for r in await gw.notifications.find(query, limit, offset)]
