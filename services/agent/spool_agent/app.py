@@ -13,23 +13,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from spool_agent.environment import runner_environment
-from spool_agent.gateway_client import Bootstrap, fetch_bootstrap
+from spool_agent.gateway_client import Bootstrap, BootstrapRefused, fetch_bootstrap
 from spool_agent.handlers import Worker
+from spool_agent.protocol import InitStage
 from spool_agent.reporting import Reporter
 from spool_agent.requirements import RequirementsError, install
 from spool_agent.runner_client import Runner, RunnerInitError
 from spool_agent.settings import AgentSettings
 from spool_common.archive import ArchiveLimits, extract_archive
-from spool_common.bus.amqp import Bus, Subscription
+from spool_common.bus.amqp import Bus, BusError, Subscription
 from spool_common.bus.topology import Topology
+from spool_common.exit_codes import AgentExit
 from spool_common.logging import get_logger
-from spool_common.messages import ReplicaChanged, ReplicaState
+from spool_common.messages import (
+    CredentialReply,
+    CredentialRequest,
+    ReplicaChanged,
+    ReplicaState,
+)
+from spool_common.ops import ops_from_settings
 
 log = get_logger(__name__)
 
-EXIT_INIT_FAILED = 3
-EXIT_REQUIREMENTS_FAILED = 4
-EXIT_RUNNER_CRASHED = 5
 RUNNER_LOG = "runner.log"  # user code's output outside calls; forwarded to the service's logs
 
 
@@ -45,7 +50,8 @@ async def _prepare(boot: Bootstrap) -> Callable[[Reporter], Awaitable[Runner]]:
                 "type": "ModuleNotFound",
                 "traceback": "",
                 "message": f"no module '{boot.service.module_name}'",
-            }
+            },
+            InitStage.CODEBASE,
         )
     env = runner_environment(os.environ, boot.service.runtime.env)
     if boot.package.requirements:
@@ -95,23 +101,69 @@ async def _consume(bus: Bus, worker: Worker, replica_id: str) -> list[Subscripti
     ]
 
 
+class Readiness:
+    """What /readyz answers: ready once init is done and the consumers are attached, until
+    the drain begins; with how many executions the replica holds (idle-first scale-in)."""
+
+    def __init__(self) -> None:
+        self.worker: Worker | None = None
+        self.serving = False
+
+    def __call__(self) -> tuple[bool, dict[str, object]]:
+        worker = self.worker
+        running = len(worker.running) if worker is not None else 0
+        ready = self.serving and worker is not None and not worker.draining
+        return ready, {"running": running}
+
+
 async def main(stop: asyncio.Event, settings: AgentSettings) -> int:
-    boot = await fetch_bootstrap(settings.gateway_url, settings.agent_token)
+    readiness = Readiness()
+    async with ops_from_settings(settings, ready=readiness):
+        return await _run(stop, settings, readiness)
+
+
+def _init_exit(e: RunnerInitError) -> int:
+    log.error("init_failed", stage=e.stage, **e.error)
+    return AgentExit.CODEBASE_ERROR if e.stage is InitStage.CODEBASE else AgentExit.INIT_FAILED
+
+
+async def _credential(bus: Bus, settings: AgentSettings) -> str:
+    """The token to fetch the service with: given by the scheduler (process driver), or asked
+    for over the bus (Kubernetes, where no credential is written into the Deployment)."""
+    if settings.agent_token:
+        return settings.agent_token
+    request = CredentialRequest(service_id=settings.service_id, replica_id=settings.replica_id)
+    reply = await bus.request(bus.topology.agent, "credential", request, timeout=10.0)
+    if not isinstance(reply, CredentialReply) or reply.token is None:
+        raise BootstrapRefused(f"no credential: {getattr(reply, 'error', None)}")
+    return reply.token
+
+
+async def _run(stop: asyncio.Event, settings: AgentSettings, readiness: Readiness) -> int:
     bus = Bus(
         settings.amqp_url,
         Topology(settings.bus_namespace),
         name=f"agent-{settings.replica_id}",
         publish_timeout=settings.publish_timeout,
     )
+    await bus.connect()
     try:
+        boot = await fetch_bootstrap(settings.gateway_url, await _credential(bus, settings))
         start_runner = await _prepare(boot)
+    except BootstrapRefused as e:
+        log.error("unauthorized", error=str(e))
+        await bus.close()
+        return AgentExit.UNAUTHORIZED
     except RequirementsError as e:
         log.error("requirements_failed", error=str(e))
-        return EXIT_REQUIREMENTS_FAILED
+        await bus.close()
+        return AgentExit.REQUIREMENTS_FAILED
     except RunnerInitError as e:
-        log.error("init_failed", **e.error)
-        return EXIT_INIT_FAILED
-    await bus.connect()
+        await bus.close()
+        return _init_exit(e)
+    except BusError:
+        await bus.close()
+        raise
     reporter = Reporter(bus, boot.service.id, settings.replica_id)
     worker = Worker(
         bus,
@@ -122,13 +174,14 @@ async def main(stop: asyncio.Event, settings: AgentSettings) -> int:
         lambda: start_runner(reporter),
     )
     worker.claim_timeout = settings.claim_timeout
+    worker.revision = boot.revision
+    readiness.worker = worker
     try:
         await worker.start()
     except RunnerInitError as e:
-        log.error("init_failed", **e.error)
         await bus.close()
-        return EXIT_INIT_FAILED
-    return await _serve(bus, worker, reporter, settings, boot, stop)
+        return _init_exit(e)
+    return await _serve(bus, worker, reporter, settings, boot, stop, readiness)
 
 
 async def _serve(
@@ -138,8 +191,10 @@ async def _serve(
     settings: AgentSettings,
     boot: Bootstrap,
     stop: asyncio.Event,
+    readiness: Readiness,
 ) -> int:
     subscriptions = await _consume(bus, worker, settings.replica_id)
+    readiness.serving = True
     drained = asyncio.Event()  # leases are renewed until running work is over, not until SIGTERM
     tail = asyncio.create_task(reporter.tail_replica_log(Path.cwd() / RUNNER_LOG, drained))
     renewals = asyncio.create_task(
@@ -168,7 +223,7 @@ async def _serve(
     await renewals
     await tail
     await reporter.flush()
-    code = EXIT_RUNNER_CRASHED if worker.failed.is_set() else 0
+    code = AgentExit.RUNNER_CRASHED if worker.failed.is_set() else AgentExit.STOPPED
     await _announce(bus, worker, ReplicaState.STOPPED if code == 0 else ReplicaState.FAILED, None)
     await bus.close()
     return code

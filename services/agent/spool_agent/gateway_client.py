@@ -13,6 +13,13 @@ class BootstrapError(Exception):
     """The gateway refused or could not answer; the replica cannot start."""
 
 
+class BootstrapRefused(BootstrapError):
+    """The gateway refused the replica's credential (401/403) or no longer knows its service."""
+
+
+_REFUSED = (401, 403, 404)
+
+
 @dataclass(frozen=True)
 class Bootstrap:
     service: Service
@@ -33,6 +40,10 @@ async def fetch_bootstrap(base_url: str, token: str, *, timeout: float = 30.0) -
                 f"/api/v1/packages/{package.id}/codebase", params={"version": package.version}
             )
             code.raise_for_status()
+        except httpx.HTTPStatusError as e:
+            if e.response.status_code in _REFUSED:
+                raise BootstrapRefused(f"the gateway refused this replica: {e}") from e
+            raise BootstrapError(f"cannot fetch the service from the gateway: {e}") from e
         except httpx.HTTPError as e:
             raise BootstrapError(f"cannot fetch the service from the gateway: {e}") from e
     return Bootstrap(

@@ -61,6 +61,7 @@ class Worker:
             f.name: {io.name: io.type.value for io in f.input}
             for f in (module.functions if module else [])
         }
+        self.revision: int | None = None  # the service revision this replica runs
         self.runner: Runner | None = None
         self.ready = asyncio.Event()
         self.failed = asyncio.Event()  # the runner could not be restarted: the replica must go
@@ -126,6 +127,7 @@ class Worker:
             service_id=self.service.id,
             replica_id=self.replica_id,
             init_seconds=self.init_seconds,
+            revision=self.revision,
         )
         failures = 0
         while not self.draining:

@@ -286,8 +286,13 @@ def ready_frame() -> dict[str, Any]:
     return {"kind": Kind.READY}
 
 
-def init_failed_frame(error: ErrorInfo) -> dict[str, Any]:
-    return {"kind": Kind.INIT_FAILED, "error": error}
+class InitStage(StrEnum):
+    CODEBASE = "codebase"  # importing the entry file or finding the class failed
+    INIT = "init"  # the class's __init__ raised
+
+
+def init_failed_frame(error: ErrorInfo, stage: InitStage = InitStage.INIT) -> dict[str, Any]:
+    return {"kind": Kind.INIT_FAILED, "error": error, "stage": stage}
 
 
 def clamp_percent(value: object) -> int:

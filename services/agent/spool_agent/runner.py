@@ -37,8 +37,8 @@ EXIT_PROTOCOL_ERROR = 5
 _READ_SIZE = 256 * 1024
 
 
-def load_instance(codebase: Path, entry_point: str, class_name: str, params: dict[str, Any]) -> Any:
-    """Import the entry file from the codebase and build the class with the init params."""
+def load_class(codebase: Path, entry_point: str, class_name: str) -> type:
+    """Import the entry file from the codebase and find the service class in it."""
     path = (codebase / entry_point).resolve()
     for folder in dict.fromkeys([str(path.parent), str(codebase)]):
         sys.path.insert(0, folder)  # the codebase ends up first
@@ -52,7 +52,7 @@ def load_instance(codebase: Path, entry_point: str, class_name: str, params: dic
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         raise AttributeError(f"entry point {entry_point!r} defines no class {class_name!r}")
-    return cls(**params)
+    return cls
 
 
 @dataclass(frozen=True)
@@ -206,11 +206,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     outbox = Outbox(args.out_fd, done_line=True, on_broken=lambda: _exit(EXIT_PARENT_GONE))
     runner_output.install(outbox.start())
+    stage = protocol.InitStage.CODEBASE  # importing the entry file, finding the class
     try:
         params = orjson.loads(args.init_params_json)
-        instance = load_instance(args.codebase, args.entry_point, args.class_name, params)
-    except BaseException as e:  # any failure of user init is reported
-        outbox.frame(protocol.init_failed_frame(describe(e)))
+        cls = load_class(args.codebase, args.entry_point, args.class_name)
+        stage = protocol.InitStage.INIT  # the class's __init__
+        instance = cls(**params)
+    except BaseException as e:  # any failure of user code is reported, with its stage
+        outbox.frame(protocol.init_failed_frame(describe(e), stage))
         outbox.close()
         _exit(EXIT_INIT_FAILED)
     outbox.frame(protocol.ready_frame())

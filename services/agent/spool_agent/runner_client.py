@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from spool_agent import protocol
-from spool_agent.protocol import ErrorInfo, Kind, LogLine, error_info
+from spool_agent.protocol import ErrorInfo, InitStage, Kind, LogLine, error_info
 from spool_agent.runner_spawn import connect_pipes, kill_group, kill_pgid, spawn
 from spool_common.logging import get_logger
 
@@ -35,11 +35,13 @@ _EOF_GRACE = 1.0  # after the child exits, how long its last frames may take to 
 
 
 class RunnerInitError(Exception):
-    """The runner never became ready; `.error` says why ({type, message, traceback})."""
+    """The runner never became ready; `.error` says why ({type, message, traceback}) and
+    `.stage` where: loading the codebase or running the class's `__init__`."""
 
-    def __init__(self, error: ErrorInfo) -> None:
+    def __init__(self, error: ErrorInfo, stage: InitStage = InitStage.INIT) -> None:
         super().__init__(f"{error['type']}: {error['message']}")
         self.error = error
+        self.stage = stage
 
 
 class RunnerCrashed(Exception):
@@ -276,7 +278,12 @@ class Runner:
         elif kind == Kind.READY and not self._ready.done():
             self._ready.set_result(None)
         elif kind == Kind.INIT_FAILED and not self._ready.done():
-            self._ready.set_exception(RunnerInitError(error_info(**frame.get("error") or {})))
+            error = error_info(**frame.get("error") or {})
+            try:
+                stage = InitStage(frame.get("stage", InitStage.INIT))
+            except ValueError:
+                stage = InitStage.INIT
+            self._ready.set_exception(RunnerInitError(error, stage))
 
     def _settle(self, r: protocol.Result) -> None:
         self._children.pop(r.id, None)
