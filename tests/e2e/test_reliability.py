@@ -35,7 +35,6 @@ from support.broker import queue_counts
 from support.ledger import (
     FAILED,
     IN_PROGRESS,
-    LEDGER_PACKAGE,
     SUCCESS,
     TERMINAL,
     Interval,
@@ -47,12 +46,32 @@ from support.ledger import (
     is_alive,
     ledger_input,
     live_agents,
-    processes_under,
     read_events,
     status_log_problems,
     statuses,
 )
-from support.platform import LocalPlatform, deploy, wait
+from support.platform import LocalPlatform, wait
+from support.runs import (
+    await_no_ready_messages as _await_no_ready_messages,
+)
+from support.runs import (
+    await_terminal as _await_terminal,
+)
+from support.runs import (
+    deployed as _deployed,
+)
+from support.runs import (
+    eventually as _eventually,
+)
+from support.runs import (
+    executions as _executions,
+)
+from support.runs import (
+    replica_processes as _replica_processes,
+)
+from support.runs import (
+    submit as _submit,
+)
 
 from spool_common.messages import (
     AnyMessage,
@@ -65,7 +84,7 @@ from spool_common.messages import (
     encode,
 )
 from spool_common.models import ExecutionStatus
-from spool_scheduler.process_driver import KILL_MARGIN
+from spool_scheduler.supervisor import KILL_MARGIN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -87,42 +106,6 @@ def ledgers(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def _deployed(
-    platform: LocalPlatform, client: httpx.AsyncClient, name: str, **service: Any
-) -> AsyncIterator[Execution]:
-    """The ledger package deployed as service `name`. It is paused on the way out whatever
-    happened, so a failed test leaves no replica for a later scheduler restart to bring back;
-    on a clean exit I6 is checked too: no process of any of its replicas is left."""
-    deployed = await deploy(client, LEDGER_PACKAGE, name, **service)
-    try:
-        yield deployed
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await client.post(f"/services/{deployed['id']}/stop")
-        raise
-    await _pause_and_check_clean(platform, client, deployed)
-
-
-async def _submit(
-    client: httpx.AsyncClient, service_id: str, ledger: Path, key: str, seconds: float
-) -> str:
-    body = {"functionName": "run", "input": ledger_input(ledger, key, seconds)}
-    response = await client.post(f"/executions/{service_id}", json=body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-async def _eventually(
-    what: str, check: Callable[[], bool], timeout: float, interval: float = 0.05
-) -> None:
-    for _ in range(int(timeout / interval) + 1):
-        if check():
-            return
-        await asyncio.sleep(interval)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
 async def _await_replicas(platform: LocalPlatform, name: str, count: int) -> dict[str, int]:
     """The service's `count` agents, once each has said agent_ready."""
 
@@ -142,67 +125,6 @@ async def _await_starts(ledger: Path, keys: set[str], count: int, timeout: float
         return len({e.key for e in read_events(ledger) if e.event == "start"} & keys) >= count
 
     await _eventually(f"{count} starts in {ledger.name}", started, timeout)
-
-
-async def _executions(client: httpx.AsyncClient, service_id: str | None = None) -> dict[str, Any]:
-    params: dict[str, Any] = {"limit": 1000}
-    if service_id is not None:
-        params["serviceId"] = service_id
-    response = await client.get("/executions", params=params)
-    assert response.status_code == 200, response.text
-    return {e["id"]: e for e in response.json()}
-
-
-async def _await_terminal(
-    client: httpx.AsyncClient, service_id: str, ids: set[str], timeout: float
-) -> dict[str, Execution]:
-    """Every execution in `ids` as it is once all are terminal, or when `timeout` runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await _executions(client, service_id)
-        ended = [i for i in ids if found[i]["latestStatus"]["status"] in TERMINAL]
-        if len(ended) == len(ids) or time.monotonic() > deadline:
-            return {i: found[i] for i in ids}
-        await asyncio.sleep(0.5)
-
-
-async def _ready_messages(platform: LocalPlatform, service_id: str) -> int:
-    queue = f"{platform.namespace}.service.{service_id}"
-    ready, _ = await queue_counts(platform.env["SPOOL_AMQP_URL"], queue)
-    return ready
-
-
-async def _await_no_ready_messages(platform: LocalPlatform, service_id: str) -> None:
-    """I6: nothing left in the service queue (a duplicate the broker redelivers is consumed
-    and refused by the claim shortly after)."""
-    ready = -1
-    for _ in range(50):
-        ready = await _ready_messages(platform, service_id)
-        if ready == 0:
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{ready} messages still ready in the queue of {service_id}")
-
-
-def _replica_processes(platform: LocalPlatform, name: str) -> list[int]:
-    dirs = (platform.state_dir / "replicas").glob(f"{name}-*")
-    return [pid for d in dirs for pid in processes_under(d)]
-
-
-async def _pause_and_check_clean(
-    platform: LocalPlatform, client: httpx.AsyncClient, service: Execution
-) -> None:
-    """I6: pausing the service stops its replicas, and no agent, runner or user process of
-    any of its replicas (killed ones included) is left."""
-    response = await client.post(f"/services/{service['id']}/stop")
-    assert response.status_code == 200, response.text
-    name = service["name"]
-    await _eventually(
-        f"no process left of {name}: {_replica_processes(platform, name)}",
-        lambda: not _replica_processes(platform, name),
-        30,
-        0.1,
-    )
 
 
 def _log_events(text: str, event: str) -> list[dict[str, Any]]:

@@ -78,15 +78,33 @@ class LocalPlatform:
             )
 
     async def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Every service ready: the gateway on its API port, the others on the ops port each
+        writes to `<state_dir>/<name>.ops.port`. A service that exits fails at once."""
         async with httpx.AsyncClient() as client:
-            for _ in range(int(timeout / 0.1)):
+            for name in self.processes:
+                await self._wait_ready(client, name, timeout)
+
+    async def _wait_ready(self, client: httpx.AsyncClient, name: str, timeout: float) -> None:
+        for _ in range(int(timeout / 0.1)):
+            url = self.ops_url(name)
+            if url is not None:
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
+                    if (await client.get(f"{url}/readyz")).status_code == 200:
                         return
-                if self.processes["gateway"].returncode is not None:
-                    break
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"gateway not healthy; log:\n{self.log('gateway')[-3000:]}")
+            if self.processes[name].returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"{name} not ready; log:\n{self.log(name)[-3000:]}")
+
+    def ops_url(self, name: str) -> str | None:
+        """Where a service serves /livez, /readyz and /metrics (None: not yet known)."""
+        if name == "gateway":
+            return self.url
+        try:
+            port = int((self.state_dir / f"{name}.ops.port").read_text())
+        except (OSError, ValueError):
+            return None
+        return f"http://127.0.0.1:{port}"
 
     def log(self, name: str) -> str:
         path = self.root / "logs" / f"{name}.log"

@@ -1,16 +1,20 @@
-"""The runtime-driver port: how the reconcile loop starts, stops and observes agent replicas.
+"""The runtime-driver port: how the reconcile loop runs services, whatever runs them.
 
-A driver only acts and reports; it never decides (when to restart, how long to back off, how
-many replicas). Those decisions belong to the scheduler's pure planner, which reads
-`observe()` and calls `start` / `stop` / `forget`.
+`RuntimeDriver` is service-level, the shape of a Kubernetes Deployment: the reconcile loop
+says what each service should run (`apply`, `remove`), reads what runs (`observe`) and acts on
+health (`stop_replica`). The **kubernetes** driver hands this to Deployments; the **process**
+driver is the local equivalent of a Deployment controller plus kubelet, built from a pure
+rollout planner (`rollout.py`) and a replica supervisor (`ReplicaSupervisor`, below).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+from spool_common.models import Service
 
 
 class ReplicaStartError(Exception):
@@ -74,7 +78,9 @@ class ReplicaObservation:
     exited_at: float | None
 
 
-class RuntimeDriver(Protocol):
+class ReplicaSupervisor(Protocol):
+    """Replica-level: start, stop and watch single agent processes; no decisions."""
+
     async def start(self, spec: ReplicaSpec) -> None:
         """Start a replica; raises ReplicaStartError if it cannot be started."""
         ...
@@ -98,4 +104,108 @@ class RuntimeDriver(Protocol):
 
     async def close(self, *, grace: bool = True) -> None:
         """Stop every replica (gracefully or by force) and wait until all have exited."""
+        ...
+
+
+# --- service level ---------------------------------------------------------------------------
+
+# Mints a credential for one replica of a service: (service_id, replica_id) -> token.
+Credentials = Callable[[str, str], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """What one service should run: `replicas` agents of `service` at `revision`, the service
+    revision at which what a replica runs last changed (a scaling-only change keeps it, so it
+    scales rather than rolls: the pod template of a Deployment).
+
+    `force` replaces old replicas at once (killed, not drained), as `?force=true` asks.
+    """
+
+    service: Service
+    revision: int
+    replicas: int
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.replicas < 0:
+            raise ValueError(f"replicas must be >= 0, got {self.replicas}")
+
+    @property
+    def service_id(self) -> str:
+        return self.service.id
+
+    @property
+    def drain_time(self) -> float:
+        return float(self.service.drain_time)
+
+
+class ReplicaStatus(StrEnum):
+    PENDING = "pending"  # not scheduled / image not pulled yet (Kubernetes)
+    STARTING = "starting"  # running, not ready yet (installing requirements, __init__)
+    READY = "ready"  # ready: init done, consuming
+    DRAINING = "draining"  # told to stop: finishes its work, then exits
+
+
+@dataclass(frozen=True)
+class ReplicaView:
+    """One live replica. `since` is when it entered `status` (monotonic seconds, the driver's
+    clock); `running` is how many executions it holds, when the driver knows; `waiting` is the
+    runtime's reason for a PENDING replica (e.g. "ImagePullBackOff", "Unschedulable")."""
+
+    replica_id: str
+    service_id: str
+    revision: int
+    status: ReplicaStatus
+    started_at: float
+    since: float
+    running: int | None = None
+    waiting: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplicaExit:
+    """A replica that ended since the previous `observe()`. `exit_code` >= 0 is the exit
+    status, negative the killing signal; `reason` is the runtime's word for it when it has
+    one (Kubernetes: "OOMKilled", "Error"); `log_tail` holds the replica's last log lines;
+    `expected` is true when the driver stopped it (drain, scale-in, removal)."""
+
+    replica_id: str
+    service_id: str
+    revision: int
+    exit_code: int | None
+    started_at: float
+    at: float
+    expected: bool
+    reason: str | None = None
+    log_tail: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Observation:
+    replicas: list[ReplicaView]
+    exits: list[ReplicaExit]
+
+
+class RuntimeDriver(Protocol):
+    async def apply(self, spec: DeploymentSpec) -> None:
+        """Create or update a service's deployment; idempotent. A new revision rolls out a few
+        replicas at a time (new ones ready before old ones drain) unless `spec.force`."""
+        ...
+
+    async def remove(self, service_id: str, *, force: bool = False) -> None:
+        """Stop every replica of a service (drained, or killed with `force`)."""
+        ...
+
+    async def stop_replica(self, replica_id: str, reason: str) -> None:
+        """Stop one replica at once (a stuck replica); the deployment replaces it."""
+        ...
+
+    async def observe(self) -> Observation:
+        """Every live replica, and the replicas that exited since the previous call."""
+        ...
+
+    async def close(self, *, grace: bool = True) -> None:
+        """Stop acting. The process driver stops its replicas (drained when `grace`); the
+        kubernetes driver leaves Deployments to the cluster."""
         ...

@@ -25,12 +25,13 @@ class Inbox:
     async def handle(self, message: AnyMessage | None) -> Outcome:
         if isinstance(message, ServiceChanged):
             deleted = message.change is ServiceChange.DELETED
-            if not await self.store.upsert(message.service, message.revision, deleted):
+            desired = await self.store.upsert(message.service, message.revision, deleted)
+            if desired is None:
                 return Outcome.DUPLICATE
-            self.reconciler.set_service(message.service, message.revision, deleted)
+            self.reconciler.set_service(desired, force=message.force)
             return Outcome.HANDLED
         if isinstance(message, ReplicaChanged):
-            log.info("replica_changed", replica_id=message.replica_id, state=message.state)
+            log.debug("replica_changed", replica_id=message.replica_id, state=message.state)
             return Outcome.HANDLED
         if isinstance(message, ScaleDecided):
             log.info(

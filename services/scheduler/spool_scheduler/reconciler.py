@@ -1,34 +1,61 @@
-"""The reconcile loop: read the clock, call the pure planner, carry out its plan."""
+"""The reconcile loop: desired state in, `RuntimeDriver` calls out, health watched.
+
+Each round applies what changed to the driver, reads what runs, tells the platform about
+replicas that came and went, turns failures into notifications (deactivating a service stuck
+in a crash loop) and stops replicas stuck past their state thresholds. Whichever driver runs
+(process or kubernetes), this loop is the same; the decisions are pure (`plan`, `health`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from spool_common.backoff import BackoffPolicy
+from spool_common import metrics
 from spool_common.bus.amqp import Bus, BusError
 from spool_common.logging import get_logger
 from spool_common.messages import (
-    CredentialReply,
-    CredentialRequest,
+    NotificationType,
     ReplicaChanged,
     ReplicaState,
+    ServiceNotification,
 )
 from spool_common.models import Service
-from spool_scheduler.driver import ReplicaSpec, RuntimeDriver
-from spool_scheduler.plan import CrashState, Desired, Start, desired_for, exit_state, plan
+from spool_scheduler.driver import (
+    DeploymentSpec,
+    Observation,
+    ReplicaExit,
+    ReplicaStatus,
+    ReplicaView,
+    RuntimeDriver,
+)
+from spool_scheduler.health import (
+    CrashLoopPolicy,
+    Failure,
+    HealthState,
+    after_failures,
+    classify,
+    stuck,
+    waiting_failure,
+)
+from spool_scheduler.plan import desired_replicas, exit_state
 from spool_scheduler.settings import SchedulerSettings
+from spool_scheduler.store import Desired
 
 log = get_logger(__name__)
 
-RESTART_POLICY = BackoffPolicy(initial=1.0, factor=2.0, maximum=60.0, jitter=0.1)
-_AGENT_ENV_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV")
+
+@dataclass(frozen=True)
+class _Change:
+    spec: DeploymentSpec | None  # None: remove
+    service_id: str
+    force: bool
 
 
 class Reconciler:
@@ -38,26 +65,36 @@ class Reconciler:
         bus: Bus,
         settings: SchedulerSettings,
         *,
-        rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.driver = driver
         self.bus = bus
         self.settings = settings
-        self.rand = rand
         self.clock = clock
+        self.policy = CrashLoopPolicy(settings.crash_loop_restarts, settings.crash_loop_window)
         self.services: dict[str, Service] = {}
-        self.desired: dict[str, Desired] = {}
-        self.crashes: dict[str, CrashState] = {}
+        self.desired: dict[str, int] = {}  # replicas wanted per active service
+        self.health: dict[str, HealthState] = {}
+        self._changes: dict[str, _Change] = {}
+        self._known: dict[str, str] = {}  # live replica id -> service id
+        self._stuck: set[str] = set()  # replicas already stopped for a threshold
         self.wake = asyncio.Event()
 
-    def set_service(self, service: Service, revision: int, deleted: bool) -> None:
+    def set_service(self, desired: Desired, *, force: bool = False) -> None:
+        service, deleted = desired.service, desired.deleted
         self.services[service.id] = service
-        want = desired_for(service, revision, deleted)
-        if want is None:
+        replicas = desired_replicas(service, deleted)
+        if replicas is None:
             self.desired.pop(service.id, None)
+            self._changes[service.id] = _Change(None, service.id, force)
         else:
-            self.desired[service.id] = want
+            self.desired[service.id] = replicas
+            spec = DeploymentSpec(service, desired.template_revision, replicas, force)
+            self._changes[service.id] = _Change(spec, service.id, force)
+        if deleted:
+            self.health.pop(service.id, None)
+            self.services.pop(service.id, None)
+            metrics.forget_service(service.id)
         self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -65,69 +102,162 @@ class Reconciler:
             self.wake.clear()  # before the round, so a change during it triggers the next
             try:
                 await self.round()
-            except Exception as e:  # one failed round must not end reconciliation
-                log.warning("reconcile_failed", error=str(e))
+            except Exception:  # one failed round must not end reconciliation
+                log.exception("reconcile_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.settings.reconcile_interval)
 
     async def round(self) -> None:
-        result = plan(
-            self.desired,
-            self.driver.observe(),
-            self.crashes,
-            now=self.clock(),
-            policy=RESTART_POLICY,
-            rand=self.rand(),
-        )
-        self.crashes = result.crashes
-        for gone in result.forgets:
-            self.driver.forget(gone.replica_id)
+        await self._apply_changes()
+        seen = await self.driver.observe()
+        await self._announce_replicas(seen)
+        await self._check_exits(seen.exits)
+        await self._check_stuck(seen.replicas)
+        self._export(seen.replicas)
+
+    async def _apply_changes(self) -> None:
+        changes, self._changes = self._changes, {}
+        for change in changes.values():
+            try:
+                if change.spec is None:
+                    await self.driver.remove(change.service_id, force=change.force)
+                else:
+                    await self.driver.apply(change.spec)
+            except Exception:
+                self._changes.setdefault(change.service_id, change)  # retried next round
+                raise
+
+    # replicas coming and going -----------------------------------------------------------
+    async def _announce_replicas(self, seen: Observation) -> None:
+        for view in seen.replicas:
+            if view.replica_id not in self._known:
+                self._known[view.replica_id] = view.service_id
+                log.info(
+                    "replica_started",
+                    replica_id=view.replica_id,
+                    service_id=view.service_id,
+                    revision=view.revision,
+                )
+                # Dated by its start, so it never overwrites what the agent said since.
+                started = datetime.now(UTC) - timedelta(seconds=self.clock() - view.started_at)
+                await self._announce(
+                    view.replica_id, view.service_id, ReplicaState.STARTING, None, at=started
+                )
+        for gone in seen.exits:
+            self._known.pop(gone.replica_id, None)
+            self._stuck.discard(gone.replica_id)
             state, reason = exit_state(gone.exit_code)
+            if gone.expected:
+                state = ReplicaState.STOPPED
             log.info(
                 "replica_exited",
                 replica_id=gone.replica_id,
-                exit_code=gone.exit_code,
                 service_id=gone.service_id,
+                exit_code=gone.exit_code,
+                expected=gone.expected,
                 reason=reason,
             )
             await self._announce(gone.replica_id, gone.service_id, state, reason)
-        for stop in result.stops:
-            log.info("replica_stopping", replica_id=stop.replica_id, reason=stop.reason)
-            await self.driver.stop(stop.replica_id)
-        for start in result.starts:
-            await self._start(start)
 
-    async def _start(self, start: Start) -> None:
-        service = self.services[start.service_id]
-        replica_id = f"{service.name}-{uuid.uuid4().hex[:8]}"
-        request = CredentialRequest(service_id=service.id, replica_id=replica_id)
+    # health --------------------------------------------------------------------------------
+    async def _check_exits(self, exits: list[ReplicaExit]) -> None:
+        by_service: dict[str, list[tuple[float, Failure]]] = {}
+        last_exit: dict[str, ReplicaExit] = {}
+        for gone in exits:
+            failure = classify(gone)
+            if failure is not None:
+                by_service.setdefault(gone.service_id, []).append((gone.at, failure))
+                last_exit[gone.service_id] = gone
+                metrics.replica_restarted(gone.service_id, failure.type)
+        for service_id, failures in by_service.items():
+            await self._judge(service_id, failures, last_exit.get(service_id))
+
+    async def _check_stuck(self, replicas: list[ReplicaView]) -> None:
+        now = self.clock()
+        waiting: dict[str, list[tuple[float, Failure]]] = {}
+        for view in replicas:
+            service = self.services.get(view.service_id)
+            if service is None or view.replica_id in self._stuck:
+                continue
+            failure = waiting_failure(view)  # Kubernetes: image pull, unschedulable
+            if failure is not None:
+                waiting.setdefault(view.service_id, []).append((now, failure))
+            text = stuck(view, service.runtime.state_thresholds.seconds(), now)
+            if text is not None:
+                self._stuck.add(view.replica_id)
+                await self.driver.stop_replica(view.replica_id, text)
+                failure = Failure.of(NotificationType.STUCK_REPLICA, text)
+                waiting.setdefault(view.service_id, []).append((now, failure))
+        for service_id, failures in waiting.items():
+            await self._judge(service_id, failures, None)
+
+    async def _judge(
+        self, service_id: str, failures: list[tuple[float, Failure]], source: ReplicaExit | None
+    ) -> None:
+        """Notify once per failure type per window; deactivate after a sustained crash loop."""
+        state, decision = after_failures(
+            self.health.get(service_id, HealthState()), failures, self.clock(), self.policy
+        )
+        self.health[service_id] = state
+        for failure in decision.notify:
+            deactivate = (
+                decision.deactivate and failure.type is NotificationType.FORCED_DEACTIVATION
+            )
+            await self._notify(service_id, failure, source, deactivate=deactivate)
+
+    async def _notify(
+        self,
+        service_id: str,
+        failure: Failure,
+        source: ReplicaExit | None,
+        *,
+        deactivate: bool = False,
+    ) -> None:
+        notification = ServiceNotification(
+            notification_id=uuid.uuid4().hex,
+            service_id=service_id,
+            notification=failure.type,
+            title=failure.title,
+            message=failure.message,
+            replica_id=source.replica_id if source is not None else None,
+            log_tail=list(source.log_tail) if source is not None else [],
+            deactivate=deactivate,
+            at=datetime.now(UTC),
+        )
+        log.warning(
+            "service_notification",
+            service_id=service_id,
+            notification=failure.type,
+            deactivate=deactivate,
+            message=failure.message,
+        )
         try:
-            reply = await self.bus.request(
-                self.bus.topology.agent, "credential", request, timeout=5.0
-            )
+            await self.bus.publish(self.bus.topology.events, "notification.service", notification)
         except BusError as e:
-            log.warning("credential_unavailable", service_id=service.id, error=str(e))
-            return
-        if not isinstance(reply, CredentialReply) or reply.token is None:
-            log.warning(
-                "credential_refused", service_id=service.id, error=getattr(reply, "error", None)
+            log.warning("notification_not_published", service_id=service_id, error=str(e))
+
+    def _export(self, replicas: list[ReplicaView]) -> None:
+        counts: dict[str, Counter[ReplicaStatus]] = {}
+        for view in replicas:
+            counts.setdefault(view.service_id, Counter())[view.status] += 1
+        for service_id in self.services:
+            mine = counts.get(service_id, Counter())
+            metrics.set_replicas(
+                service_id,
+                desired=self.desired.get(service_id, 0),
+                starting=mine[ReplicaStatus.PENDING] + mine[ReplicaStatus.STARTING],
+                ready=mine[ReplicaStatus.READY],
+                draining=mine[ReplicaStatus.DRAINING],
             )
-            return
-        spec = ReplicaSpec(
-            replica_id=replica_id,
-            service_id=service.id,
-            revision=start.revision,
-            env=self._agent_env(service, replica_id, reply.token),
-            drain_time=start.drain_time,
-        )
-        await self.driver.start(spec)
-        await self._announce(replica_id, service.id, ReplicaState.STARTING, None)
-        log.info(
-            "replica_started", replica_id=replica_id, service_id=service.id, revision=start.revision
-        )
 
     async def _announce(
-        self, replica_id: str, service_id: str, state: ReplicaState, reason: str | None
+        self,
+        replica_id: str,
+        service_id: str,
+        state: ReplicaState,
+        reason: str | None,
+        *,
+        at: datetime | None = None,
     ) -> None:
         """Tell the platform (the gateway's service status) what happened to a replica."""
         event = ReplicaChanged(
@@ -135,28 +265,9 @@ class Reconciler:
             service_id=service_id,
             state=state,
             reason=reason,
-            at=datetime.now(UTC),
+            at=at or datetime.now(UTC),
         )
         try:
             await self.bus.publish(self.bus.topology.events, f"replica.{state}", event)
         except BusError as e:
             log.warning("replica_event_not_published", replica_id=replica_id, error=str(e))
-
-    def _agent_env(self, service: Service, replica_id: str, token: str) -> dict[str, str]:
-        env = {k: os.environ[k] for k in _AGENT_ENV_PASSED if k in os.environ}
-        # pip settings the agent uses to install requirements (private index, find-links).
-        env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_")})
-        env.update(
-            {
-                "SPOOL_SERVICE_ID": service.id,
-                "SPOOL_REPLICA_ID": replica_id,
-                "SPOOL_AGENT_TOKEN": token,
-                "SPOOL_AMQP_URL": self.settings.amqp_url,
-                "SPOOL_GATEWAY_URL": self.settings.gateway_url,
-                "SPOOL_BUS_NAMESPACE": self.settings.bus_namespace,
-                "SPOOL_LOG_LEVEL": self.settings.log_level,
-                "SPOOL_LOG_FORMAT": self.settings.log_format,
-                "SPOOL_LEASE_RENEW_INTERVAL": str(self.settings.agent_lease_renew_interval),
-            }
-        )
-        return env

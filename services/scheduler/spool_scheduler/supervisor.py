@@ -1,4 +1,5 @@
-"""The local process driver: every agent replica is an OS process leading its own process group.
+"""The process driver's replica supervisor: each agent replica is an OS process leading its
+own process group.
 
 Each replica owns `state_dir/replicas/<replica_id>/`: its working directory, `agent.log`
 (stdout and stderr, appended) and `pid` ("<pid> <starttime>", starttime being field 22 of
@@ -66,8 +67,8 @@ class _Replica:
         )
 
 
-class ProcessDriver:
-    """RuntimeDriver running agents as local processes (see the module docstring for layout).
+class ProcessSupervisor:
+    """A ReplicaSupervisor running agents as local processes (layout: the module docstring).
 
     `command[0]` should be an absolute path: it is looked up on the replica's own PATH.
     """
@@ -109,6 +110,10 @@ class ProcessDriver:
             log.info("replica_draining", **_keys(replica.spec))
             replica.stopper = asyncio.create_task(self._drain(replica))
         replica.phase = ReplicaPhase.STOPPING
+
+    def workdir(self, replica_id: str) -> Path:
+        """The replica's own directory (its cwd: logs, `ops.port`, the extracted code)."""
+        return self._state_dir / "replicas" / replica_id
 
     def observe(self) -> list[ReplicaObservation]:
         return [replica.observation() for replica in self._replicas.values()]

@@ -19,7 +19,7 @@ from spool_scheduler.driver import (
     ReplicaStartError,
     ResourceLimits,
 )
-from spool_scheduler.process_driver import KILL_MARGIN, ProcessDriver, reap_orphans
+from spool_scheduler.supervisor import KILL_MARGIN, ProcessSupervisor, reap_orphans
 
 pytestmark = pytest.mark.integration
 
@@ -58,16 +58,16 @@ while True:
 
 CRASHING_AGENT = "import sys; sys.exit(7)\n"
 
-# Stands in for a scheduler: starts one replica with ProcessDriver, then waits to be killed.
+# Stands in for a scheduler: starts one replica with ProcessSupervisor, then waits to be killed.
 SUPERVISOR = """
 import asyncio, sys
 from pathlib import Path
 from spool_scheduler.driver import ReplicaSpec
-from spool_scheduler.process_driver import ProcessDriver
+from spool_scheduler.supervisor import ProcessSupervisor
 
 async def main() -> None:
     state_dir, agent, replica_id = sys.argv[1:4]
-    driver = ProcessDriver(command=[sys.executable, agent], state_dir=Path(state_dir))
+    driver = ProcessSupervisor(command=[sys.executable, agent], state_dir=Path(state_dir))
     spec = ReplicaSpec(replica_id=replica_id, service_id="svc", revision=1, env={}, drain_time=1)
     await driver.start(spec)
     await asyncio.sleep(3600)
@@ -75,7 +75,7 @@ async def main() -> None:
 asyncio.run(main())
 """
 
-DriverFactory = Callable[[str], ProcessDriver]
+DriverFactory = Callable[[str], ProcessSupervisor]
 
 
 def spec(replica_id: str, **overrides: object) -> ReplicaSpec:
@@ -101,16 +101,16 @@ def gone(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] in "ZX"
 
 
-def only(driver: ProcessDriver) -> ReplicaObservation:
+def only(driver: ProcessSupervisor) -> ReplicaObservation:
     (observation,) = driver.observe()
     return observation
 
 
-def exited(driver: ProcessDriver) -> bool:
+def exited(driver: ProcessSupervisor) -> bool:
     return only(driver).phase is ReplicaPhase.EXITED
 
 
-def all_exited(driver: ProcessDriver) -> bool:
+def all_exited(driver: ProcessSupervisor) -> bool:
     return all(o.phase is ReplicaPhase.EXITED for o in driver.observe())
 
 
@@ -140,11 +140,11 @@ def scripts(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.fixture
 async def make_driver(scripts: dict[str, Path], state_dir: Path) -> AsyncIterator[DriverFactory]:
-    drivers: list[ProcessDriver] = []
+    drivers: list[ProcessSupervisor] = []
 
-    def factory(agent: str) -> ProcessDriver:
+    def factory(agent: str) -> ProcessSupervisor:
         command = [sys.executable, str(scripts[agent])]
-        drivers.append(ProcessDriver(command=command, state_dir=state_dir))
+        drivers.append(ProcessSupervisor(command=command, state_dir=state_dir))
         return drivers[-1]
 
     yield factory
@@ -273,7 +273,7 @@ async def test_resource_limits_reach_the_agent(make_driver: DriverFactory, state
 async def test_start_failures_are_reported(
     make_driver: DriverFactory, state_dir: Path, tmp_path: Path
 ) -> None:
-    missing = ProcessDriver(command=[str(tmp_path / "no-such-agent")], state_dir=state_dir)
+    missing = ProcessSupervisor(command=[str(tmp_path / "no-such-agent")], state_dir=state_dir)
     with pytest.raises(ReplicaStartError, match="r-missing"):
         await missing.start(spec("r-missing"))
     driver = make_driver("draining")
@@ -363,10 +363,10 @@ async def test_reap_orphans_kills_a_recorded_agent_but_not_a_recycled_pid(
 
 
 async def scenario_on_uvloop(state_dir: Path, scripts: dict[str, Path]) -> None:
-    draining = ProcessDriver(
+    draining = ProcessSupervisor(
         command=[sys.executable, str(scripts["draining"])], state_dir=state_dir
     )
-    crashing = ProcessDriver(
+    crashing = ProcessSupervisor(
         command=[sys.executable, str(scripts["crashing"])], state_dir=state_dir
     )
     await draining.start(spec("r-uv", limits=ResourceLimits(open_files=77)))

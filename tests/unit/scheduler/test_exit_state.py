@@ -26,12 +26,14 @@ def test_exit_state(code: int, state: ReplicaState, reason: str) -> None:
 @pytest.mark.parametrize(
     ("code", "words"),
     [
-        # spool_agent.app.EXIT_INIT_FAILED: the service class's __init__ raised.
+        # AgentExit.INIT_FAILED: the service class's __init__ raised.
         pytest.param(3, ("init failed", "log"), id="init-failed"),
         # The agent could not install the package's requirements.
         pytest.param(4, ("requirements", "installed"), id="requirements-failed"),
-        # spool_agent.app.EXIT_RUNNER_CRASHED: the child process running user code died.
+        # AgentExit.RUNNER_CRASHED: the child process running user code died.
         pytest.param(5, ("runner", "died"), id="runner-died"),
+        pytest.param(6, ("imported", "class"), id="codebase-error"),
+        pytest.param(7, ("refused", "credential"), id="unauthorized"),
     ],
 )
 def test_agent_exit_codes_explain_themselves(code: int, words: tuple[str, ...]) -> None:

@@ -1,0 +1,115 @@
+"""Helpers for end-to-end tests that drive the ledger package (support/ledger.py) on a
+LocalPlatform: deploy it, submit work, wait for the end, and check nothing is left."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from support.broker import queue_counts
+from support.ledger import LEDGER_PACKAGE, TERMINAL, ledger_input, processes_under
+from support.platform import LocalPlatform, deploy
+
+Execution = dict[str, Any]
+
+
+@contextlib.asynccontextmanager
+async def deployed(
+    platform: LocalPlatform, client: httpx.AsyncClient, name: str, **service: Any
+) -> AsyncIterator[Execution]:
+    """The ledger package deployed as service `name`. It is paused on the way out whatever
+    happened, so a failed test leaves no replica for a later scheduler restart to bring back;
+    on a clean exit I6 is checked too: no process of any of its replicas is left."""
+    deployed = await deploy(client, LEDGER_PACKAGE, name, **service)
+    try:
+        yield deployed
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await client.post(f"/services/{deployed['id']}/stop")
+        raise
+    await pause_and_check_clean(platform, client, deployed)
+
+
+async def submit(
+    client: httpx.AsyncClient, service_id: str, ledger: Path, key: str, seconds: float
+) -> str:
+    body = {"functionName": "run", "input": ledger_input(ledger, key, seconds)}
+    response = await client.post(f"/executions/{service_id}", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def eventually(
+    what: str, check: Callable[[], bool], timeout: float, interval: float = 0.05
+) -> None:
+    for _ in range(int(timeout / interval) + 1):
+        if check():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+async def executions(client: httpx.AsyncClient, service_id: str | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": 1000}
+    if service_id is not None:
+        params["serviceId"] = service_id
+    response = await client.get("/executions", params=params)
+    assert response.status_code == 200, response.text
+    return {e["id"]: e for e in response.json()}
+
+
+async def await_terminal(
+    client: httpx.AsyncClient, service_id: str, ids: set[str], timeout: float
+) -> dict[str, Execution]:
+    """Every execution in `ids` as it is once all are terminal, or when `timeout` runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await executions(client, service_id)
+        ended = [i for i in ids if found[i]["latestStatus"]["status"] in TERMINAL]
+        if len(ended) == len(ids) or time.monotonic() > deadline:
+            return {i: found[i] for i in ids}
+        await asyncio.sleep(0.5)
+
+
+async def ready_messages(platform: LocalPlatform, service_id: str) -> int:
+    queue = f"{platform.namespace}.service.{service_id}"
+    ready, _ = await queue_counts(platform.env["SPOOL_AMQP_URL"], queue)
+    return ready
+
+
+async def await_no_ready_messages(platform: LocalPlatform, service_id: str) -> None:
+    """I6: nothing left in the service queue (a duplicate the broker redelivers is consumed
+    and refused by the claim shortly after)."""
+    ready = -1
+    for _ in range(50):
+        ready = await ready_messages(platform, service_id)
+        if ready == 0:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{ready} messages still ready in the queue of {service_id}")
+
+
+def replica_processes(platform: LocalPlatform, name: str) -> list[int]:
+    dirs = (platform.state_dir / "replicas").glob(f"{name}-*")
+    return [pid for d in dirs for pid in processes_under(d)]
+
+
+async def pause_and_check_clean(
+    platform: LocalPlatform, client: httpx.AsyncClient, service: Execution
+) -> None:
+    """I6: pausing the service stops its replicas, and no agent, runner or user process of
+    any of its replicas (killed ones included) is left."""
+    response = await client.post(f"/services/{service['id']}/stop")
+    assert response.status_code == 200, response.text
+    name = service["name"]
+    await eventually(
+        f"no process left of {name}: {replica_processes(platform, name)}",
+        lambda: not replica_processes(platform, name),
+        30,
+        0.1,
+    )
