@@ -307,3 +307,37 @@ async def test_force_update_kills_running_work_at_once(
         assert done[slow]["latestStatus"]["status"] == "failed", done[slow]
         assert time.monotonic() - started < 20  # not drainTime (600 s)
         await eventually_consumers(queue, 1)  # the new revision serves
+
+
+async def test_every_process_serves_liveness_readiness_and_metrics(
+    platform: LocalPlatform, client: httpx.AsyncClient, ledgers: Path
+) -> None:
+    async with deployed(platform, client, "probed", runtime={"numReplicas": 1}) as service:
+        queue = f"{platform.namespace}.service.{service['id']}"
+        await eventually_consumers(queue, 1)
+        done = await await_terminal(
+            client,
+            service["id"],
+            {await submit(client, service["id"], ledgers / "probed.jsonl", "p", 0.01)},
+            timeout=30,
+        )
+        assert [e["latestStatus"]["status"] for e in done.values()] == [SUCCESS]
+        (replica,) = live_agents(platform.state_dir, "probed")
+        port = (platform.state_dir / "replicas" / replica / "ops.port").read_text().strip()
+        urls = {name: platform.ops_url(name) for name in platform.processes}
+        urls["agent"] = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(timeout=10) as ops:
+            for name, url in urls.items():
+                assert url is not None, name
+                assert (await ops.get(f"{url}/livez")).status_code == 200, name
+                assert (await ops.get(f"{url}/readyz")).status_code == 200, name
+                text = (await ops.get(f"{url}/metrics")).text
+                assert "spool_bus_reconnects_total" in text, name
+            ready = (await ops.get(f"{urls['agent']}/readyz")).json()
+            assert ready["running"] == 0
+            sid = service["id"]
+            gateway = (await ops.get(f"{urls['gateway']}/metrics")).text
+            assert f'spool_executions_total{{service_id="{sid}",status="success"}} 1.0' in gateway
+            assert f'spool_execution_latency_seconds_count{{service_id="{sid}"}} 1.0' in gateway
+            scheduler = (await ops.get(f"{urls['scheduler']}/metrics")).text
+            assert f'spool_replicas{{service_id="{sid}",state="ready"}} 1.0' in scheduler

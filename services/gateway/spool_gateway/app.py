@@ -9,9 +9,11 @@ from pathlib import Path
 
 import uvicorn
 
+from spool_common import metrics
 from spool_common.bus.amqp import Bus
 from spool_common.logging import get_logger
 from spool_common.resources import service_resources
+from spool_common.store.pg import TRANSIENT_ERRORS
 from spool_gateway.api import create_app
 from spool_gateway.catalog import Catalog
 from spool_gateway.core import Gateway, hash_token
@@ -44,6 +46,23 @@ async def _reaper(gateway: Gateway, stop: asyncio.Event) -> None:
                 log.info("leases_expired", executions=reaped)
         except Exception as e:  # the loop must outlive a failed round; the next one retries
             log.warning("reaper_failed", error=str(e))
+
+
+async def _queue_sampler(gateway: Gateway, stop: asyncio.Event, every: float = 5.0) -> None:
+    """Queue depth (created, rerun) and in-flight (in-progress) per service, for /metrics."""
+    known: set[str] = set()
+    while not stop.is_set():
+        try:
+            counts = await gateway.ledger.open_counts()
+            for service_id in known - set(counts):
+                metrics.set_queue(service_id, depth=0, in_flight=0)
+            for service_id, (queued, running) in counts.items():
+                metrics.set_queue(service_id, depth=queued, in_flight=running)
+            known = set(counts)
+        except TRANSIENT_ERRORS as e:
+            log.warning("queue_sample_failed", error=str(e))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 async def consume(bus: Bus, handlers: Handlers, settings: GatewaySettings) -> None:
@@ -79,6 +98,7 @@ async def _serve(gateway: Gateway, stop: asyncio.Event) -> None:
     tasks = [
         asyncio.create_task(gateway.relay.run(stop)),
         asyncio.create_task(_reaper(gateway, stop)),
+        asyncio.create_task(_queue_sampler(gateway, stop)),
     ]
     log.info("gateway_started", url=f"http://{settings.host}:{settings.port}")
     stopping = asyncio.create_task(stop.wait())

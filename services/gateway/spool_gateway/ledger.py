@@ -135,6 +135,15 @@ class Ledger:
         )
         return [to_execution(r) for r in rows]
 
+    async def open_counts(self) -> dict[str, tuple[int, int]]:
+        """Per service: executions waiting (created, rerun) and running (in-progress)."""
+        rows = await self.pool.fetch(
+            "SELECT service_id, count(*) FILTER (WHERE status <> 'in-progress') AS queued, "
+            "count(*) FILTER (WHERE status = 'in-progress') AS running FROM executions "
+            "WHERE status IN ('created', 'rerun', 'in-progress') GROUP BY service_id"
+        )
+        return {r["service_id"]: (int(r["queued"]), int(r["running"])) for r in rows}
+
     async def claim(
         self,
         execution_id: str,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from spool_common import metrics
 from spool_common.bus.amqp import Bus, Delivery, RequestTimeout, Unroutable
 from spool_common.bus.dispositions import Disposition
 from spool_common.messages import ClaimReply, ClaimRequest, ClaimVerdict, ExecutionRequested
@@ -122,6 +123,8 @@ async def test_consumers_are_restored_after_the_broker_closes_the_connection(bus
 
     await bus.consume(queue.name, handler, prefetch=5)
     await bus.publish(bus.topology.executions, "s1", _request(1))
+    reconnects = metrics.BUS_RECONNECTS.labels(bus.name.split("-", 1)[0])
+    before = reconnects._value.get()
     await asyncio.to_thread(_close_connection_named, bus.name)
     for _ in range(100):  # the robust connection reconnects within about a second
         try:
@@ -135,3 +138,4 @@ async def test_consumers_are_restored_after_the_broker_closes_the_connection(bus
         await asyncio.sleep(0.1)
     assert "e1" in got
     assert "e2" in got
+    assert reconnects._value.get() == before + 1  # counted on /metrics

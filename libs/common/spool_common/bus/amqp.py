@@ -26,6 +26,7 @@ from aio_pika.abc import (
 )
 from yarl import URL
 
+from spool_common import metrics
 from spool_common.bus.dispositions import Disposition, Outcome, disposition_for
 from spool_common.bus.topology import QueueSpec, Topology
 from spool_common.logging import get_logger
@@ -124,8 +125,13 @@ class Bus:
                     raise BusError(f"cannot connect to RabbitMQ at {self.url}: {e}") from e
                 log.warning("bus_connect_retry", attempt=attempt, error=str(e))
                 await asyncio.sleep(interval)
+        self._conn.reconnect_callbacks.add(self._on_reconnect)
         self._publisher = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
         await self.apply_topology()
+
+    def _on_reconnect(self, *_: object) -> None:
+        log.warning("bus_reconnected", name=self.name)
+        metrics.bus_reconnected(self.name.split("-", 1)[0])  # "agent-<replica>" -> "agent"
 
     @property
     def _conn(self) -> AbstractRobustConnection:
