@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo up down status test lint format bench-latency
+.PHONY: setup demo up down status test lint format bench-latency images
 
 setup:
 	@bash scripts/ensure-venv.sh
@@ -39,3 +39,9 @@ format:
 ## Create→success latency of the hello execution over 200 sequential runs (needs `make up`).
 bench-latency: setup
 	@$(PY) bench/latency_hello.py --runs 200
+
+## The container images spool-runner and spool-control-plane, built with buildah from Debian
+## packages (scripts/build-images.sh; needs root; reruns skip what is up to date).
+images:
+	@bash scripts/ensure-venv.sh
+	@nice -n 10 bash scripts/build-images.sh

@@ -94,7 +94,7 @@ class ConsumerWatch:
             seen = False
             while True:
                 queue = await channel.declare_queue(self.queue, passive=True)
-                consumers = int(queue.declaration_result.consumer_count)
+                consumers = queue.declaration_result.consumer_count or 0
                 now = time.monotonic()
                 self.samples += 1
                 if consumers > 0:
@@ -195,7 +195,7 @@ async def eventually_consumers(queue: str, count: int, timeout: float = 60) -> N
         deadline = time.monotonic() + timeout
         while True:
             declared = await channel.declare_queue(queue, passive=True)
-            if int(declared.declaration_result.consumer_count) >= count:
+            if (declared.declaration_result.consumer_count or 0) >= count:
                 return
             assert time.monotonic() < deadline, f"{queue} never had {count} consumers"
             await asyncio.sleep(0.1)

@@ -1,5 +1,5 @@
-from spool_autoscaler.app import main
+from spool_autoscaler.app import MIGRATIONS, main
 from spool_autoscaler.settings import AutoscalerSettings
 from spool_common.entrypoint import run_service
 
-run_service("autoscaler", main, AutoscalerSettings())
+run_service("autoscaler", main, AutoscalerSettings(), migrations=MIGRATIONS)

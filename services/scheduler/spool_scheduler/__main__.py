@@ -1,5 +1,5 @@
 from spool_common.entrypoint import run_service
-from spool_scheduler.app import main
+from spool_scheduler.app import MIGRATIONS, main
 from spool_scheduler.settings import SchedulerSettings
 
-run_service("scheduler", main, SchedulerSettings())
+run_service("scheduler", main, SchedulerSettings(), migrations=MIGRATIONS)

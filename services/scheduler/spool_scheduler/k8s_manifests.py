@@ -49,7 +49,7 @@ MANAGED_SELECTOR: Final = f"{MANAGED_BY_LABEL}={MANAGER}"
 
 CONTAINER: Final = "agent"
 OPS_PORT: Final = 8081
-RUN_AS: Final = 10001  # the Dockerfile's user
+RUN_AS: Final = 10001  # the user of images/runner.Containerfile
 WORK_VOLUME: Final = "spool-work"
 WORK_DIR: Final = "/var/lib/spool"  # the agent's cwd: codebase, deps/, runner log
 DRAIN_MARGIN: Final = 30  # seconds past drainTime before the kubelet kills the agent

@@ -1,5 +1,5 @@
 from spool_common.entrypoint import run_service
-from spool_trigger_engine.app import main
+from spool_trigger_engine.app import MIGRATIONS, main
 from spool_trigger_engine.settings import TriggerEngineSettings
 
-run_service("trigger-engine", main, TriggerEngineSettings())
+run_service("trigger-engine", main, TriggerEngineSettings(), migrations=MIGRATIONS)
