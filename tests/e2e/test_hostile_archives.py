@@ -4,10 +4,8 @@ are kept byte for byte, and the real agent unpacks them as they are."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +16,8 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-from support.broker import delete_namespace, queues_with_prefix
 from support.hostile_zips import Harmless, Hostile, accepted, every_oddity, over_size_cap, refused
-from support.platform import LocalPlatform, run
-from support.servers import AMQP_URL, DATABASE_URL
+from support.platform import LocalPlatform, run, running_platform
 
 from spool_common.archive import MIB, build_archive, read_archive
 
@@ -57,17 +53,10 @@ async def platform(
     tmp_path_factory: pytest.TempPathFactory, servers: None
 ) -> AsyncIterator[LocalPlatform]:
     """conftest's platform, with the gateway's upload cap lowered to CAP."""
-    namespace = f"e{uuid.uuid4().hex[:10]}"
-    env = {"SPOOL_MAX_UPLOAD_BYTES": str(CAP)}
-    root = tmp_path_factory.mktemp("platform")
-    p = LocalPlatform(root, namespace, AMQP_URL, DATABASE_URL, extra_env=env)
-    try:
-        await p.start()
+    async with running_platform(
+        tmp_path_factory.mktemp("platform"), {"SPOOL_MAX_UPLOAD_BYTES": str(CAP)}
+    ) as p:
         yield p
-    finally:
-        await p.stop()
-        queues = await asyncio.to_thread(queues_with_prefix, f"{namespace}.")
-        await delete_namespace(AMQP_URL, namespace, queues)
 
 
 @dataclass(frozen=True)

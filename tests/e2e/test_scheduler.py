@@ -9,7 +9,6 @@ import asyncio
 import json
 import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,11 +18,10 @@ import aio_pika
 import httpx
 import pytest
 import pytest_asyncio
-from support.broker import delete_namespace, queues_with_prefix
 from support.ledger import SUCCESS, intervals, live_agents, read_events, statuses
-from support.platform import LocalPlatform, deploy
+from support.platform import LocalPlatform, deploy, running_platform
 from support.runs import await_terminal, deployed, eventually, submit
-from support.servers import AMQP_URL, DATABASE_URL
+from support.servers import AMQP_URL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -36,21 +34,10 @@ async def platform(
     tmp_path_factory: pytest.TempPathFactory, servers: None
 ) -> AsyncIterator[LocalPlatform]:
     """This module's own platform: crash loops are declared after 3 failures."""
-    namespace = f"e{uuid.uuid4().hex[:10]}"
-    p = LocalPlatform(
-        tmp_path_factory.mktemp("platform"),
-        namespace,
-        AMQP_URL,
-        DATABASE_URL,
-        extra_env={"SPOOL_CRASH_LOOP_RESTARTS": str(CRASH_LOOP_RESTARTS)},
-    )
-    try:
-        await p.start()
+    async with running_platform(
+        tmp_path_factory.mktemp("platform"), {"SPOOL_CRASH_LOOP_RESTARTS": str(CRASH_LOOP_RESTARTS)}
+    ) as p:
         yield p
-    finally:
-        await p.stop()
-        queues = await asyncio.to_thread(queues_with_prefix, f"{namespace}.")
-        await delete_namespace(AMQP_URL, namespace, queues)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

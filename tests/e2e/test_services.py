@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-from support.platform import LocalPlatform, run
+from support.platform import LocalPlatform, run, running_platform
 
 from spool_common.archive import build_archive
 
@@ -90,23 +90,12 @@ def _wheel(directory: Path) -> None:
 async def platform(
     tmp_path_factory: pytest.TempPathFactory, servers: None
 ) -> AsyncIterator[LocalPlatform]:
-    from support.broker import delete_namespace, queues_with_prefix
-    from support.servers import AMQP_URL, DATABASE_URL
 
     wheels = tmp_path_factory.mktemp("wheels")
     _wheel(wheels)
-    namespace = f"s{__import__('uuid').uuid4().hex[:10]}"
     extra = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)}
-    p = LocalPlatform(
-        tmp_path_factory.mktemp("platform"), namespace, AMQP_URL, DATABASE_URL, extra_env=extra
-    )
-    try:
-        await p.start()
+    async with running_platform(tmp_path_factory.mktemp("platform"), extra) as p:
         yield p
-    finally:
-        await p.stop()
-        queues = await asyncio.to_thread(queues_with_prefix, f"{namespace}.")
-        await delete_namespace(AMQP_URL, namespace, queues)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

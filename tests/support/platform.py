@@ -9,6 +9,8 @@ import os
 import signal
 import socket
 import sys
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +135,26 @@ class LocalPlatform:
     def client(self) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.token}"}
         return httpx.AsyncClient(base_url=f"{self.url}/api/v1", headers=headers, timeout=60)
+
+
+@contextlib.asynccontextmanager
+async def running_platform(
+    root: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[LocalPlatform]:
+    """A whole platform in a namespace of its own, on the shared servers; stopped and its
+    schemas, exchanges and queues removed on the way out."""
+    from support.broker import delete_namespace, queues_with_prefix
+    from support.servers import AMQP_URL, DATABASE_URL
+
+    namespace = f"e{uuid.uuid4().hex[:10]}"
+    platform = LocalPlatform(root, namespace, AMQP_URL, DATABASE_URL, extra_env=extra_env)
+    try:
+        await platform.start()
+        yield platform
+    finally:
+        await platform.stop()
+        queues = await asyncio.to_thread(queues_with_prefix, f"{namespace}.")
+        await delete_namespace(AMQP_URL, namespace, queues)
 
 
 async def deploy(
