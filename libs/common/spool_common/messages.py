@@ -17,6 +17,7 @@ from spool_common.models import (
     ExecutionError,
     ExecutionStatus,
     Service,
+    Trigger,
     TriggerAction,
     TriggerResource,
     WireModel,
@@ -45,6 +46,7 @@ class ExecutionRequested(Message):
     function_name: str
     input: dict[str, Any] = Field(default_factory=dict)
     trigger_id: str | None = None
+    event: dict[str, Any] | None = None  # the entity event that fired it (context.event)
     created_at: datetime
 
 
@@ -257,8 +259,19 @@ class ScaleDecided(Message):
     at: datetime
 
 
+class OriginHop(WireModel):
+    """One step of an event's cause: this execution, started by this trigger for this entity,
+    made the event happen. The chain lets the trigger engine stop loops."""
+
+    execution_id: str
+    trigger_id: str | None = None
+    entity_id: str | None = None
+
+
 class EntityEvent(Message):
-    """Any system -> events `entity.<Resource>.<Action>`: something happened to an entity."""
+    """Any system -> events `entity.<Resource>.<Action>`: something happened to an entity.
+    `origin` is the chain of executions that caused it, oldest first (empty: a person or an
+    outside system)."""
 
     type: Literal["entity.event"] = "entity.event"
     id: str
@@ -268,7 +281,33 @@ class EntityEvent(Message):
     entity_id: str
     entity: dict[str, Any] = Field(default_factory=dict)
     user_id: str | None = None
-    origin: list[str] = Field(default_factory=list)
+    origin: list[OriginHop] = Field(default_factory=list)
+    at: datetime
+
+
+class TriggerChanged(Message):
+    """Gateway -> events `trigger.<change>`: a trigger's definition (through the outbox)."""
+
+    type: Literal["trigger.changed"] = "trigger.changed"
+    trigger: Trigger
+    deleted: bool = False
+    revision: int  # increases with every change of this trigger; older ones are ignored
+
+
+class TriggerFired(Message):
+    """Trigger engine -> agent exchange `trigger.fired` -> the gateway: create this execution.
+    `key` makes creation idempotent: the gateway creates at most one execution per key
+    (Once: trigger + entity; Always: trigger + event; Cron: trigger + scheduled time)."""
+
+    type: Literal["trigger.fired"] = "trigger.fired"
+    key: str
+    trigger_id: str
+    project_id: str
+    service_id: str
+    function_name: str
+    input: dict[str, Any] = Field(default_factory=dict)  # the trigger's spec.input
+    event: EntityEvent | None = None  # None for cron
+    scheduled_at: datetime | None = None  # cron: the tick this fire is for
     at: datetime
 
 
@@ -303,6 +342,8 @@ AnyMessage = Annotated[
     | ServiceNotification
     | ScaleDecided
     | EntityEvent
+    | TriggerChanged
+    | TriggerFired
     | AgentControl,
     Field(discriminator="type"),
 ]

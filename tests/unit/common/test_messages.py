@@ -33,12 +33,15 @@ from spool_common.messages import (
     LogLine,
     Message,
     NotificationType,
+    OriginHop,
     ReplicaChanged,
     ReplicaState,
     ScaleDecided,
     ServiceChange,
     ServiceChanged,
     ServiceNotification,
+    TriggerChanged,
+    TriggerFired,
     decode,
     encode,
 )
@@ -46,6 +49,7 @@ from spool_common.models import (
     ExecutionError,
     ExecutionStatus,
     Service,
+    Trigger,
     TriggerAction,
     TriggerResource,
 )
@@ -75,6 +79,15 @@ REQUESTED = ExecutionRequested(
     created_at=AT,
 )
 SERVICE_CREATED = ServiceChanged(change=ServiceChange.CREATED, service=SERVICE, revision=3)
+
+TRIGGER = Trigger.model_validate(
+    {
+        "id": "t-1",
+        "name": "on-items",
+        "projectId": "p-1",
+        "spec": {"resource": "Item", "operation": {"type": "function", "serviceId": "svc-1"}},
+    }
+)
 
 EXAMPLES: list[Message] = [
     REQUESTED,
@@ -141,7 +154,19 @@ EXAMPLES: list[Message] = [
         entity_id="i-1",
         entity={"name": "cat.jpg"},
         user_id="u-1",
-        origin=["api"],
+        origin=[OriginHop(execution_id="e-0", trigger_id="t-0", entity_id="i-0")],
+        at=AT,
+    ),
+    TriggerChanged(trigger=TRIGGER, revision=2),
+    TriggerFired(
+        key="t-1:entity:i-1",
+        trigger_id="t-1",
+        project_id="p-1",
+        service_id="svc-1",
+        function_name="run",
+        input={"k": 1},
+        event=None,
+        scheduled_at=AT,
         at=AT,
     ),
     AgentControl(command=AgentCommand.TERMINATE_EXECUTION, execution_id="e-1", reason="user"),
@@ -184,6 +209,7 @@ def test_execution_requested_wire_shape() -> None:
         # User data keeps its own keys: only our field names are camelCased.
         "input": {"item": {"item_id": "i-1"}, "n": [1, 2.5, None, True]},
         "triggerId": "t-1",
+        "event": None,
         "createdAt": "2024-05-06T07:08:09.123456Z",
     }
 

@@ -56,6 +56,8 @@ class RoutingKey(StrEnum):
     REPLICA_ALL = "replica.*"
     NOTIFICATION_ALL = "notification.*"
     NOTIFICATION_SERVICE = "notification.service"
+    TRIGGER_ALL = "trigger.*"
+    TRIGGER_FIRED = "trigger.fired"
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,13 @@ class Topology:
         )
 
     @property
+    def gateway_fired(self) -> QueueSpec:
+        """Executions the trigger engine asks for (TriggerFired), created once per key."""
+        return QueueSpec(
+            self.name("gateway.fired"), (Binding(self.agent, RoutingKey.TRIGGER_FIRED),)
+        )
+
+    @property
     def scheduler_inbox(self) -> QueueSpec:
         return QueueSpec(
             self.name("scheduler.inbox"),
@@ -162,6 +171,7 @@ class Topology:
             (
                 Binding(self.events, RoutingKey.ENTITY_ALL),
                 Binding(self.events, RoutingKey.SERVICE_ALL),
+                Binding(self.events, RoutingKey.TRIGGER_ALL),
             ),
         )
 
@@ -173,6 +183,7 @@ class Topology:
             self.gateway_dead,
             self.gateway_replicas,
             self.gateway_notifications,
+            self.gateway_fired,
             self.scheduler_inbox,
             self.autoscaler_inbox,
             self.trigger_engine_inbox,
