@@ -230,6 +230,7 @@ class NotificationType(StrEnum):
     STUCK_REPLICA = "StuckReplica"  # a state threshold was exceeded
     INTERNAL_ERROR = "InternalError"
     FORCED_DEACTIVATION = "ServiceForcedDeactivation"
+    TRIGGER_LOOP = "TriggerLoop"  # a trigger kept firing on events its own executions caused
 
 
 class ServiceNotification(Message):

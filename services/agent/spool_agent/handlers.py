@@ -203,6 +203,7 @@ class Worker:
             "service_name": self.service.name,
             "project_id": message.project_id,
             "trigger_id": message.trigger_id,
+            "event": message.event,
             "replica_id": self.replica_id,
         }
 

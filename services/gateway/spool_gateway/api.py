@@ -123,6 +123,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     from spool_gateway.package_routes import router as packages
     from spool_gateway.routes import router
     from spool_gateway.service_routes import router as services
+    from spool_gateway.trigger_routes import router as triggers
 
     app = FastAPI(
         title="Spool",
@@ -132,7 +133,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     app.state.authenticate = Authenticator(gateway.catalog.principal)
     install_error_handlers(app)
-    for routes in (executions, router, packages, services, notifications):
+    for routes in (executions, router, packages, services, notifications, triggers):
         app.include_router(routes, prefix=API_PREFIX)
 
     @app.get("/livez", include_in_schema=False)

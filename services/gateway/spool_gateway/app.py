@@ -75,6 +75,7 @@ async def consume(bus: Bus, handlers: Handlers, settings: GatewaySettings) -> No
         (topology.gateway_dead, handlers.dead, 10),
         (topology.gateway_replicas, handlers.replica, 50),
         (topology.gateway_notifications, handlers.notification, 10),
+        (topology.gateway_fired, handlers.fired, 20),
     ):
         await bus.consume(queue.name, handlers.settling(work), prefetch=prefetch)
 

@@ -1,6 +1,7 @@
-"""Store adapter for controlling executions: terminate, rerun, and the lookups they need.
-Every change is a compare-and-set on the execution's status, so it never races a claim or a
-report into an inconsistent row."""
+"""Store adapter for controlling executions: terminate, rerun, and the lookups they need,
+including what fired an execution and its origin chain (for the events it causes). Every
+change is a compare-and-set on the execution's status, so it never races a claim or a report
+into an inconsistent row."""
 
 from __future__ import annotations
 
@@ -25,9 +26,37 @@ class Running:
     attempt: int
 
 
+@dataclass(frozen=True)
+class Origin:
+    """What POST /events needs of the execution that caused an event."""
+
+    project_id: str
+    trigger_id: str | None
+    origin: list[dict[str, Any]]
+    entity_id: str | None
+
+
 class ControlStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+
+    async def origin_of(self, execution_id: str) -> Origin | None:
+        """The trigger, origin chain and entity of the event that fired an execution."""
+        row = await self.pool.fetchrow(
+            "SELECT project_id, trigger_id, origin, event->>'entityId' AS entity_id "
+            "FROM executions WHERE id = $1",
+            execution_id,
+        )
+        if row is None:
+            return None
+        return Origin(row["project_id"], row["trigger_id"], row["origin"], row["entity_id"])
+
+    async def event_of(self, execution_id: str) -> dict[str, Any] | None:
+        """The event that fired an execution (None: not fired by an event)."""
+        event: dict[str, Any] | None = await self.pool.fetchval(
+            "SELECT event FROM executions WHERE id = $1", execution_id
+        )
+        return event
 
     async def terminate_queued(self, execution_id: str, entry: StatusEntry) -> bool:
         """A queued execution ends `terminated` at once and will never be claimed."""

@@ -32,13 +32,14 @@ from spool_gateway.catalog import Catalog
 from spool_gateway.control_store import ControlStore
 from spool_gateway.deployments import Deployments
 from spool_gateway.deployments_store import ServiceStore
-from spool_gateway.inputs import validate_input
-from spool_gateway.ledger import Ledger, Lost
+from spool_gateway.inputs import ValidatedInput, validate_input
+from spool_gateway.ledger import Cause, Ledger, Lost
 from spool_gateway.lifecycle import exhausted_entry, plan_interrupted, refused_claim
 from spool_gateway.logs_store import LogStore
 from spool_gateway.notifications_store import NotificationStore
 from spool_gateway.outbox import OutboxRelay, OutboxRow
 from spool_gateway.settings import GatewaySettings
+from spool_gateway.triggers_store import TriggerStore
 from spool_gateway.waiters import Waiters
 
 # An agent uses its token only to fetch its service and codebase when it starts.
@@ -72,6 +73,7 @@ class Gateway:
         self.logs = LogStore(self.ledger.pool)
         self.control = ControlStore(self.ledger.pool)
         self.notifications = NotificationStore(self.ledger.pool)
+        self.triggers = TriggerStore(self.ledger.pool)
         self.deployments = Deployments(
             self.catalog, self.services, self.bus, self.relay, self.clock
         )
@@ -99,6 +101,31 @@ class Gateway:
         self, service: Service, function_name: str, raw_input: dict[str, Any], creator: str
     ) -> Execution:
         """Validate, then record the execution and its publish in one transaction."""
+        created = await self._record(service, function_name, raw_input, creator, None, None)
+        assert created is not None  # only a fire's key can make it a duplicate
+        return created
+
+    async def fire_execution(
+        self,
+        service: Service,
+        function_name: str,
+        raw_input: dict[str, Any],
+        trigger_id: str,
+        cause: Cause,
+    ) -> Execution | None:
+        """A trigger's execution, created at most once per `cause.key`: None if one was."""
+        creator = f"trigger:{trigger_id}"
+        return await self._record(service, function_name, raw_input, creator, trigger_id, cause)
+
+    async def _record(
+        self,
+        service: Service,
+        function_name: str,
+        raw_input: dict[str, Any],
+        creator: str,
+        trigger_id: str | None,
+        cause: Cause | None,
+    ) -> Execution | None:
         package = await self.catalog.package(service.package_id, service.package_revision)
         module = package.module(service.module_name) if package else None
         function = module.function(function_name) if module else None
@@ -108,8 +135,40 @@ class Gateway:
                 FieldError("functionName", f"no function '{function_name}' in {known or '-'}")
             )
         checked = validate_input(function, raw_input)
+        execution = self._new_execution(service, function_name, checked, creator, trigger_id)
+        meta = {
+            "serviceName": service.name,
+            "packageId": service.package_id,
+            "packageName": package.name,
+            "packageRevision": service.package_revision,
+            "moduleName": service.module_name,
+        }
+        row = self._again(
+            execution.id,
+            service.id,
+            service.project_id,
+            function_name,
+            execution.input,
+            trigger_id,
+            execution.created_at,
+            cause.event if cause else None,
+        )
+        row_id = await self.ledger.create(execution, meta, row, cause)
+        if row_id is None:
+            return None
+        self.relay.hand_over([row], [row_id])
+        return execution.model_copy(update=meta_fields(meta))
+
+    def _new_execution(
+        self,
+        service: Service,
+        function_name: str,
+        checked: ValidatedInput,
+        creator: str,
+        trigger_id: str | None,
+    ) -> Execution:
         now = self.clock()
-        execution = Execution(
+        return Execution(
             id=new_id(),
             project_id=service.project_id,
             service_id=service.id,
@@ -118,30 +177,12 @@ class Gateway:
             status_log=[StatusEntry(status=ExecutionStatus.CREATED, timestamp=now)],
             latest_status=StatusEntry(status=ExecutionStatus.CREATED, timestamp=now),
             max_attempts=service.max_attempts,
+            trigger_id=trigger_id,
             resources=checked.resources,
             creator=creator,
             created_at=now,
             updated_at=now,
         )
-        meta = {
-            "serviceName": service.name,
-            "packageId": service.package_id,
-            "packageName": package.name,
-            "packageRevision": service.package_revision,
-            "moduleName": service.module_name,
-        }
-        request = ExecutionRequested(
-            execution_id=execution.id,
-            service_id=service.id,
-            project_id=service.project_id,
-            function_name=function_name,
-            input=execution.input,
-            created_at=now,
-        )
-        row = self._request_row(request)
-        row_id = await self.ledger.create(execution, meta, row)
-        self.relay.hand_over([row], [row_id])
-        return execution.model_copy(update=meta_fields(meta))
 
     # agent traffic -----------------------------------------------------------------------
     async def claim(self, request: ClaimRequest) -> ClaimReply:
@@ -225,9 +266,14 @@ class Gateway:
             lost.input,
             lost.trigger_id,
             lost.created_at,
+            lost.event,
         )
 
-    def request_row_for(self, execution: Execution) -> OutboxRow:
+    def request_row_for(
+        self, execution: Execution, event: dict[str, Any] | None = None
+    ) -> OutboxRow:
+        """The outbox row that queues `execution` again; `event` is the entity event that
+        fired it, if one did (`ControlStore.event_of`)."""
         return self._again(
             execution.id,
             execution.service_id,
@@ -236,6 +282,7 @@ class Gateway:
             execution.input,
             execution.trigger_id,
             execution.created_at,
+            event,
         )
 
     def _again(
@@ -247,8 +294,9 @@ class Gateway:
         inputs: dict[str, Any],
         trigger_id: str | None,
         created_at: datetime,
+        event: dict[str, Any] | None,
     ) -> OutboxRow:
-        """The outbox row that queues an existing execution again."""
+        """The outbox row that queues an execution (again, for a rerun or a requeue)."""
         return self._request_row(
             ExecutionRequested(
                 execution_id=execution_id,
@@ -257,6 +305,7 @@ class Gateway:
                 function_name=function_name,
                 input=inputs,
                 trigger_id=trigger_id,
+                event=event,
                 created_at=created_at,
             )
         )

@@ -12,7 +12,7 @@ from typing import Any
 from spool_common.bus.amqp import Bus
 from spool_common.errors import FieldError, ValidationFailure
 from spool_common.messages import ServiceChange, ServiceChanged, encode
-from spool_common.models import ExecutionStatus, Package, Service, StatusEntry
+from spool_common.models import ExecutionStatus, Package, Service, StatusEntry, Trigger
 from spool_gateway.catalog import Catalog
 from spool_gateway.deployment_rules import (
     LIVE_STATES,
@@ -27,6 +27,7 @@ from spool_gateway.deployments_store import ServiceRevision, ServiceStore
 from spool_gateway.http_errors import ApiError, not_found
 from spool_gateway.lifecycle import entry_json
 from spool_gateway.outbox import OutboxRelay, OutboxRow
+from spool_gateway.triggers_store import TriggerChange, changed_row
 
 
 def _conflict(service_id: str) -> ApiError:
@@ -53,6 +54,10 @@ class Deployments:
         stops the replicas at once instead of draining them."""
         event = ServiceChanged(change=change, service=service, revision=revision, force=force)
         return OutboxRow(self.bus.topology.events, f"service.{change}", encode(event))
+
+    def announce_trigger(self, trigger: Trigger, revision: int, change: TriggerChange) -> OutboxRow:
+        """The outbox row of a `trigger.<change>` event."""
+        return changed_row(self.bus.topology.events, trigger, revision, change)
 
     async def _package_at(self, spec: ServiceSpec) -> tuple[Package, str]:
         package = await self.catalog.package(spec.package_id)
@@ -156,10 +161,12 @@ class Deployments:
             message="Execution canceled: its service was deleted",
         )
         row = self.announce(ServiceChange.DELETED, service, revision + 1, force)
-        ids = await self.services.delete(service_id, row, entry_json(cancel))
-        if ids is None:
+        deleted = await self.services.delete(
+            service_id, row, entry_json(cancel), self.announce_trigger
+        )
+        if deleted is None:
             raise not_found("service", "serviceId", service_id)
-        self.relay.hand_over([row], ids)
+        self.relay.hand_over(*deleted)
 
     async def status(self, service_id: str) -> dict[str, Any]:
         service, revision = await self.get(service_id)

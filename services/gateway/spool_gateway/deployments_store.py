@@ -1,5 +1,6 @@
-"""Store adapter for services, their revisions, the triggers that target them, and the
-replicas the gateway has heard of. Every change to a service commits with its outbox event."""
+"""Store adapter for services, their revisions, and the replicas the gateway has heard of.
+Every change to a service commits with its outbox event (deleting one also deletes its
+triggers, each with its own event)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 import asyncpg
 
 from spool_common.messages import ReplicaChanged
-from spool_common.models import Service, Trigger
+from spool_common.models import Service
 from spool_gateway.outbox import OutboxRow, insert_outbox
+from spool_gateway.triggers_store import Announce, delete_triggers
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,14 @@ class ServiceStore:
         ]
 
     async def delete(
-        self, service_id: str, announce: OutboxRow, cancel_entry: dict[str, Any]
-    ) -> list[int] | None:
-        """Mark the service deleted and cancel its unfinished executions, in one transaction."""
+        self,
+        service_id: str,
+        announce: OutboxRow,
+        cancel_entry: dict[str, Any],
+        announce_trigger: Announce,
+    ) -> tuple[list[OutboxRow], list[int]] | None:
+        """Mark the service deleted, cancel its unfinished executions and delete its triggers,
+        in one transaction with the service's and each trigger's event; None if it is gone."""
         async with self.pool.acquire() as conn, conn.transaction():
             status = await conn.execute(
                 "UPDATE services SET deleted_at = now(), revision = revision + 1 "
@@ -105,35 +112,11 @@ class ServiceStore:
                 service_id,
                 [cancel_entry],
             )
-            await conn.execute("DELETE FROM triggers WHERE service_id = $1", service_id)
-            return await insert_outbox(conn, [announce])
-
-    # triggers ------------------------------------------------------------------------
-    async def upsert_trigger(self, trigger: Trigger, service_id: str) -> Trigger:
-        """Create or replace a trigger by (project, name); returns it with its stored id."""
-        body = await self.pool.fetchval(
-            "INSERT INTO triggers (id, project_id, service_id, name, body, created_at, "
-            "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) "
-            "ON CONFLICT (project_id, name) DO UPDATE SET service_id = excluded.service_id, "
-            "body = jsonb_set(excluded.body, '{id}', to_jsonb(triggers.id)), "
-            "updated_at = excluded.updated_at RETURNING body",
-            trigger.id,
-            trigger.project_id,
-            service_id,
-            trigger.name,
-            trigger.to_wire(),
-            trigger.updated_at,
-        )
-        return Trigger.model_validate(body)
-
-    async def triggers(self, project_id: str | None, service_id: str | None) -> list[Trigger]:
-        rows = await self.pool.fetch(
-            "SELECT body FROM triggers WHERE ($1::text IS NULL OR project_id = $1) "
-            "AND ($2::text IS NULL OR service_id = $2) ORDER BY created_at",
-            project_id,
-            service_id,
-        )
-        return [Trigger.model_validate(r["body"]) for r in rows]
+            ids = await insert_outbox(conn, [announce])
+            triggers, trigger_ids = await delete_triggers(
+                conn, "service_id = $1", service_id, announce_trigger
+            )
+            return [announce, *triggers], [*ids, *trigger_ids]
 
     # replicas ------------------------------------------------------------------------
     async def record_replica(self, event: ReplicaChanged) -> None:

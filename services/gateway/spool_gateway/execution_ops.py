@@ -76,7 +76,7 @@ async def rerun(gw: Gateway, store: ControlStore, execution: Execution, service:
         attempt=execution.attempts,
         message="Execution rerun by a user",
     )
-    row = gw.request_row_for(execution)
+    row = gw.request_row_for(execution, await gw.control.event_of(execution.id))
     ids = await store.rerun(execution.id, entry, service.max_attempts, row)
     if ids is None:
         return False

@@ -21,9 +21,11 @@ from spool_common.messages import (
     LeaseRenewal,
     ReplicaChanged,
     ServiceNotification,
+    TriggerFired,
 )
 from spool_common.store.pg import TRANSIENT_ERRORS
 from spool_gateway.core import Gateway
+from spool_gateway.event_ops import fire
 from spool_gateway.execution_ops import interrupted
 from spool_gateway.lifecycle import dead_letter_entry
 from spool_gateway.notifications import record_notification
@@ -118,6 +120,12 @@ class Handlers:
         if not isinstance(message, ServiceNotification):
             return Outcome.UNDECODABLE if message is None else Outcome.HANDLED
         return await record_notification(self.gateway, message)
+
+    async def fired(self, _: Delivery, message: AnyMessage | None) -> Outcome:
+        """A trigger fired: its execution, created once per key (a repeat is acked)."""
+        if not isinstance(message, TriggerFired):
+            return Outcome.UNDECODABLE if message is None else Outcome.REJECTED
+        return await fire(self.gateway, message)
 
     async def dead(self, delivery: Delivery, message: AnyMessage | None) -> Outcome:
         """A dead-lettered execution request ends as a failed execution with the reason;

@@ -50,7 +50,7 @@ def validate_input(
     `field` prefixes every error (`input.item`, `input.items[2]`). For a service's init params,
     pass `PackageFunction(name="__init__", input=module.init_inputs)` and "initParams".
     """
-    given = _as_object(raw, field, max_bytes)
+    given = as_object(raw, field, max_bytes)
     declared = {io.name: io for io in function.input}
     names = ", ".join(declared) if declared else "it takes none"
     unknown = f"not an input of function {function.name!r} (inputs: {names})"
@@ -67,7 +67,8 @@ def validate_input(
     return ValidatedInput(input=values, resources=resources)
 
 
-def _as_object(raw: object, at: str, max_bytes: int) -> Mapping[str, Any]:
+def as_object(raw: object, at: str, max_bytes: int = MAX_INPUT_BYTES) -> Mapping[str, Any]:
+    """`raw` as a JSON object of at most `max_bytes` (None is an empty one)."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -67,6 +67,16 @@ class ExecutionQuery:
 
 
 @dataclass(frozen=True)
+class Cause:
+    """Why a trigger's execution exists: the fire's key (at most one execution per key), the
+    event's origin chain, and the event itself (None for a cron fire)."""
+
+    key: str
+    origin: list[dict[str, Any]]
+    event: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class Lost:
     id: str
     service_id: str
@@ -79,20 +89,30 @@ class Lost:
     trigger_id: str | None
     created_at: datetime
     to_terminate: bool = False
+    event: dict[str, Any] | None = None
 
 
 class Ledger:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def create(self, execution: Execution, meta: dict[str, Any], publish: OutboxRow) -> int:
-        """Record the execution and its outbox row in one transaction; returns the row id."""
+    async def create(
+        self,
+        execution: Execution,
+        meta: dict[str, Any],
+        publish: OutboxRow,
+        cause: Cause | None = None,
+    ) -> int | None:
+        """Record the execution and its outbox row in one transaction; returns the row id.
+        With a `cause` whose key an execution already has, records nothing: None."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            inserted = await conn.fetchval(
                 "INSERT INTO executions (id, project_id, service_id, function_name, input, "
                 "status, status_log, attempts, max_attempts, trigger_id, resources, meta, "
-                "creator, created_at, updated_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, $12, $13, $13)",
+                "creator, created_at, updated_at, dedup_key, origin, event) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, $12, $13, $13, "
+                "$14, $15, $16) "
+                "ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id",
                 execution.id,
                 execution.project_id,
                 execution.service_id,
@@ -106,7 +126,12 @@ class Ledger:
                 meta,
                 execution.creator,
                 execution.created_at,
+                cause.key if cause else None,
+                cause.origin if cause else [],
+                cause.event if cause else None,
             )
+            if inserted is None:
+                return None
             (row_id,) = await insert_outbox(conn, [publish])
             return row_id
 
@@ -316,7 +341,7 @@ class Ledger:
 
 _LOST_ROWS = (
     "SELECT e.id, e.service_id, e.attempts, e.max_attempts, e.function_name, "
-    "e.project_id, e.input, e.trigger_id, e.created_at, e.to_terminate, "
+    "e.project_id, e.input, e.trigger_id, e.created_at, e.to_terminate, e.event, "
     "coalesce(s.body->>'onReset', 'failed') AS on_reset "
     "FROM executions e JOIN services s ON s.id = e.service_id "
 )

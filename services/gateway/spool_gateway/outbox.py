@@ -62,6 +62,13 @@ class OutboxRelay:
         self.sweep_age = sweep_age
         self._ready: asyncio.Queue[OutboxRow] = asyncio.Queue()
 
+    async def enqueue(self, rows: list[OutboxRow]) -> None:
+        """Record rows that announce nothing else written (an accepted entity event), then
+        hand them over: once this returns, they will be published."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            ids = await insert_outbox(conn, rows)
+        self.hand_over(rows, ids)
+
     def hand_over(self, rows: list[OutboxRow], ids: list[int]) -> None:
         """Fast path: rows just committed under these ids."""
         for row, row_id in zip(rows, ids, strict=True):

@@ -7,22 +7,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from spool_common.archive import Archive, ArchiveLimits, read_archive
-from spool_common.errors import FieldError, ValidationFailure, from_pydantic
-from spool_common.models import (
-    CronTriggerSpec,
-    EventTriggerSpec,
-    Package,
-    Service,
-    Trigger,
-    TriggerType,
-)
+from spool_common.errors import FieldError, ValidationFailure
+from spool_common.models import DEFAULT_MODULE_NAME, Package
 from spool_gateway.core import Gateway
 from spool_gateway.deployment_rules import checked_module_inputs, merged_env, parse_spec
 from spool_gateway.http_errors import ApiError
 from spool_gateway.packaging import as_update, build_package, manifest_services, same_content
+from spool_gateway.trigger_ops import manifest_drafts, store_for
+from spool_gateway.trigger_rules import TriggerDraft
 
 
 @dataclass(frozen=True)
@@ -96,7 +89,7 @@ async def _store_update(gw: Gateway, package: Package, current: Package, data: b
 
 async def deploy_from_file(gw: Gateway, upload: Upload, who: str) -> dict[str, Any]:
     """Push or update the package named in package.json, then create or update each of its
-    services by name, and store their triggers (they fire once the trigger engine does)."""
+    services by name, and create or replace their triggers by name (each announced)."""
     archive = _archive(gw, upload.data)
     built = _build(gw, upload, archive, who)
     services = manifest_services(archive)
@@ -107,16 +100,16 @@ async def deploy_from_file(gw: Gateway, upload: Upload, who: str) -> dict[str, A
     bodies = [_service_body(s, package, upload.project_id) for s in services]
     for i, body in enumerate(bodies):  # check every service before writing anything
         _precheck(body, package, f"package.json.services[{i}]")
-    triggers = [_triggers(s, i, upload.project_id, gw) for i, s in enumerate(services)]
+    drafts = _manifest_triggers(services, bodies, package, upload.project_id)
     if not existing:
         await gw.catalog.create_package(package, archive.sha256, upload.data)
     elif package is not existing[0]:
         await _store_update(gw, package, existing[0], upload.data)
     deployed = [(await gw.deployments.deploy(body, who))[0] for body in bodies]
     stored = [
-        await gw.services.upsert_trigger(_target(t, svc), svc.id)
-        for svc, ts in zip(deployed, triggers, strict=True)
-        for t in ts
+        await store_for(gw, draft, svc, who)
+        for svc, service_drafts in zip(deployed, drafts, strict=True)
+        for draft in service_drafts
     ]
     return {
         "package": package.to_wire(),
@@ -146,47 +139,25 @@ def _precheck(body: dict[str, Any], package: Package, where: str) -> None:
         raise ValidationFailure(FieldError(f"{where}.{f.field}", f.reason) for f in e.errors) from e
 
 
-def _triggers(service: dict[str, Any], i: int, project_id: str, gw: Gateway) -> list[Trigger]:
-    raw = service.get("triggers") or []
-    if not isinstance(raw, list):
-        raise ValidationFailure(
-            FieldError(f"package.json.services[{i}].triggers", "must be a list")
-        )
-    return [
-        _trigger(t, f"package.json.services[{i}].triggers[{j}]", project_id, gw)
-        for j, t in enumerate(raw)
-    ]
-
-
-def _trigger(raw: Any, where: str, project_id: str, gw: Gateway) -> Trigger:
-    if not isinstance(raw, dict):
-        raise ValidationFailure(FieldError(where, "must be a trigger object"))
-    spec = dict(raw.get("spec") or {})
-    spec["operation"] = {
-        "type": "function",
-        "serviceId": "pending",
-        "functionName": (spec.get("operation") or {}).get("functionName", "run"),
-    }
-    kind = raw.get("type", TriggerType.EVENT)
-    try:
-        model = CronTriggerSpec if kind == TriggerType.CRON else EventTriggerSpec
-        now = gw.clock()
-        return Trigger(
-            id=uuid.uuid4().hex,
-            name=raw.get("name", ""),
-            project_id=project_id,
-            type=kind,
-            active=raw.get("active", True),
-            spec=model.model_validate(spec),
-            created_at=now,
-            updated_at=now,
-        )
-    except ValidationError as e:
-        raise from_pydantic(e, where) from e
-
-
-def _target(trigger: Trigger, service: Service) -> Trigger:
-    spec = trigger.spec.model_copy(
-        update={"operation": trigger.spec.operation.model_copy(update={"service_id": service.id})}
-    )
-    return trigger.model_copy(update={"spec": spec})
+def _manifest_triggers(
+    services: list[dict[str, Any]],
+    bodies: list[dict[str, Any]],
+    package: Package,
+    project_id: str,
+) -> list[list[TriggerDraft]]:
+    """Each service's triggers, checked as POST /triggers checks them, against the module the
+    service runs; names (a trigger's default is its service's name) must differ."""
+    drafts, seen = [], set()
+    for i, (raw, body) in enumerate(zip(services, bodies, strict=True)):
+        where = f"package.json.services[{i}].triggers"
+        module = package.module(str(body.get("moduleName", DEFAULT_MODULE_NAME)))
+        assert module is not None  # _precheck checked it
+        default = str(body.get("name"))
+        found = manifest_drafts(raw.get("triggers") or [], module, project_id, where)
+        for j, draft in enumerate(found):
+            name = draft.name or default
+            if name in seen:
+                raise ValidationFailure.of(f"{where}[{j}].name", f"'{name}' is used twice")
+            seen.add(name)
+        drafts.append(found)
+    return drafts

@@ -1,6 +1,6 @@
 """HTTP routes for services: deploy (an upsert by project and name), update, revisions,
-rollback, pause (`/stop`) and resume (`/activate`), status, delete, and the triggers that
-target them. Changes that stop or replace replicas take `?force=true`."""
+rollback, pause (`/stop`) and resume (`/activate`), status and delete. Changes that stop or
+replace replicas take `?force=true`. Triggers are in `trigger_routes`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from spool_common.instances import INSTANCES
-from spool_common.models import Service, Trigger, WireModel
+from spool_common.models import Service, WireModel
 from spool_common.quantities import format_memory
 from spool_gateway.access import require_admin, service_of
 from spool_gateway.api import GatewayDep, PrincipalDep
@@ -162,14 +162,3 @@ async def instance_types(who: PrincipalDep) -> list[dict[str, Any]]:
         }
         for spec in INSTANCES.values()
     ]
-
-
-@router.get("/triggers")
-async def list_triggers(
-    gw: GatewayDep,
-    who: PrincipalDep,
-    project_id: Annotated[str | None, Query(alias="projectId")] = None,
-    service_id: Annotated[str | None, Query(alias="serviceId")] = None,
-) -> list[Trigger]:
-    require_admin(who)
-    return await gw.services.triggers(project_id, service_id)

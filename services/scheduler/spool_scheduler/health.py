@@ -38,6 +38,7 @@ TITLES: Final[Mapping[NotificationType, str]] = MappingProxyType(
         NotificationType.STUCK_REPLICA: "Service Stuck Replica",
         NotificationType.INTERNAL_ERROR: "Service Internal Error",
         NotificationType.FORCED_DEACTIVATION: "Service Forced Deactivation",
+        NotificationType.TRIGGER_LOOP: "Trigger Loop Stopped",
     }
 )
 

@@ -1,46 +1,33 @@
 """Service notifications, crash-loop deactivation, `?force=true` and the revision that ran an
 execution, through a whole gateway on the real servers: its consumers, its outbox relay and its
-HTTP API (in process, without uvicorn). `service.*` events are read off the scheduler's inbox."""
+HTTP API (in process, without uvicorn: support/gateway_live.py). `service.*` events are read off
+the scheduler's inbox."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
+from support.gateway_live import Live, live_gateway, until
 
-from spool_common.bus.amqp import Bus, Delivery
-from spool_common.bus.dispositions import Disposition, Outcome
+from spool_common.bus.amqp import Bus
+from spool_common.bus.dispositions import Outcome
 from spool_common.messages import (
     ClaimReply,
     ClaimRequest,
     ClaimVerdict,
     NotificationType,
     ServiceChange,
-    ServiceChanged,
     ServiceNotification,
 )
-from spool_common.models import Package, PackageModule, Project
-from spool_gateway.api import API_PREFIX, create_app
-from spool_gateway.app import consume
-from spool_gateway.catalog import Catalog
-from spool_gateway.core import Gateway, hash_token, new_id
-from spool_gateway.deployments_store import ServiceStore
-from spool_gateway.handlers import Handlers
-from spool_gateway.ledger import Ledger
+from spool_gateway.core import new_id
 from spool_gateway.notifications import record_notification
-from spool_gateway.outbox import OutboxRelay
-from spool_gateway.settings import GatewaySettings
-from spool_gateway.waiters import Waiters
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "spu_gateway_crashloop_test"
 KEYS = {
     "id",
     "projectId",
@@ -55,91 +42,10 @@ KEYS = {
 }
 
 
-@dataclass
-class Live:
-    gw: Gateway
-    api: httpx.AsyncClient
-    changes: list[ServiceChanged] = field(default_factory=list)  # off the scheduler inbox
-    queues: list[str] = field(default_factory=list)  # service queues to delete afterwards
-
-    async def package(self) -> tuple[str, str]:
-        """A new project, and a package in it with `default_module` and its `run`."""
-        project_id, package_id = new_id(), new_id()
-        now = datetime.now(UTC)
-        catalog = self.gw.catalog
-        await catalog.create_project(Project(id=project_id, name=project_id, created_at=now))
-        package = Package(
-            id=package_id,
-            name="pkg",
-            project_id=project_id,
-            modules=[PackageModule()],
-            created_at=now,
-        )
-        await catalog.create_package(package, f"sha-{package_id}", b"zip")
-        return project_id, package_id
-
-    async def deploy(self, project_id: str, package_id: str) -> str:
-        body = {"name": "svc", "projectId": project_id, "packageId": package_id}
-        response = await self.api.post("/services", json=body)
-        assert response.status_code == 201, response.text
-        service_id = str(response.json()["id"])
-        self.queues.append(self.gw.bus.topology.service_queue(service_id).name)
-        return service_id
-
-    async def service(self, service_id: str) -> dict[str, Any]:
-        response = await self.api.get(f"/services/{service_id}")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def changes_of(self, service_id: str, count: int) -> list[ServiceChanged]:
-        """The service's service.* events, once there are at least `count`."""
-
-        def mine() -> list[ServiceChanged]:
-            return [c for c in self.changes if c.service.id == service_id]
-
-        async def enough() -> bool:
-            return len(mine()) >= count
-
-        await until(enough)
-        return mine()
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Poll `check` every 50 ms until it holds; fail after `timeout` seconds."""
-    for _ in range(int(timeout / 0.05)):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"{check.__qualname__} did not hold within {timeout} s")
-
-
 @pytest.fixture
 async def live(pool: asyncpg.Pool, bus: Bus, broker_cleanup: list[str]) -> AsyncIterator[Live]:
-    settings = GatewaySettings()
-    relay = OutboxRelay(pool, bus, sweep_interval=0.5)
-    gw = Gateway(settings, bus, Catalog(pool), ServiceStore(pool), Ledger(pool), relay, Waiters())
-    await gw.catalog.ensure_token(hash_token(TOKEN), "admin", "admin")
-    api = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(gw)),
-        base_url=f"http://gateway{API_PREFIX}",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
-    harness = Live(gw, api)
-
-    async def collect(delivery: Delivery) -> None:
-        if isinstance(delivery.message, ServiceChanged):
-            harness.changes.append(delivery.message)
-        await delivery.settle(Disposition.ACK)
-
-    stop = asyncio.Event()
-    relaying = asyncio.create_task(relay.run(stop))
-    await consume(bus, Handlers(gw), settings)  # the gateway's own wiring, app.py
-    await bus.consume(bus.topology.scheduler_inbox.name, collect, prefetch=50)
-    yield harness
-    stop.set()
-    await relaying
-    await api.aclose()
+    async with live_gateway(pool, bus) as harness:
+        yield harness
     broker_cleanup.extend(harness.queues)
 
 

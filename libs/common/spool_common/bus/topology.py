@@ -211,6 +211,18 @@ class Topology:
             auto_delete=True,
         )
 
+    def trigger_updates(self, instance: str) -> QueueSpec:
+        """Exclusive to one trigger-engine process: every trigger change, so each replica's
+        in-memory index stays current (the durable inbox delivers each change to one replica
+        only, which records it)."""
+        return QueueSpec(
+            self.name(f"trigger-engine.updates.{instance}"),
+            (Binding(self.events, RoutingKey.TRIGGER_ALL),),
+            durable=False,
+            exclusive=True,
+            auto_delete=True,
+        )
+
 
 def event_routing_key(*parts: str) -> str:
     return ".".join(parts)
