@@ -69,15 +69,24 @@ class LocalPlatform:
             await self.start_service(name)
         await self.wait_healthy()
 
-    async def start_service(self, name: str) -> None:
+    async def start_service(self, name: str, instance: str | None = None) -> None:
+        """Start a service; `instance` starts one more process of it (e.g. a second trigger
+        engine), keyed `<name>@<instance>`, with a state directory of its own."""
+        key = name if instance is None else f"{name}@{instance}"
         env = {**self.env, "SPOOL_DB_SCHEMA": self.schema(name)}
+        if instance is not None:
+            env["SPOOL_STATE_DIR"] = str(self._state_of(key))
         if name == "gateway":
             env["SPOOL_PORT"] = self.url.rsplit(":", 1)[1]
         module = "spool_" + name.replace("-", "_")
-        with (self.root / "logs" / f"{name}.log").open("ab") as log:
-            self.processes[name] = await asyncio.create_subprocess_exec(
+        with (self.root / "logs" / f"{key}.log").open("ab") as log:
+            self.processes[key] = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", module, env=env, stdout=log, stderr=log, cwd=self.root
             )
+
+    def _state_of(self, key: str) -> Path:
+        instance = key.partition("@")[2]
+        return self.state_dir if not instance else self.root / f"state-{instance}"
 
     async def wait_healthy(self, timeout: float = 60.0) -> None:
         """Every service ready: the gateway on its API port, the others on the ops port each
@@ -102,8 +111,9 @@ class LocalPlatform:
         """Where a service serves /livez, /readyz and /metrics (None: not yet known)."""
         if name == "gateway":
             return self.url
+        service = name.partition("@")[0]
         try:
-            port = int((self.state_dir / f"{name}.ops.port").read_text())
+            port = int((self._state_of(name) / f"{service}.ops.port").read_text())
         except (OSError, ValueError):
             return None
         return f"http://127.0.0.1:{port}"
