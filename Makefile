@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo up down status test lint format bench-latency images
+.PHONY: setup demo up down status test lint format bench-latency bench-triggers images
 
 setup:
 	@bash scripts/ensure-venv.sh
@@ -39,6 +39,10 @@ format:
 ## Create→success latency of the hello execution over 200 sequential runs (needs `make up`).
 bench-latency: setup
 	@$(PY) bench/latency_hello.py --runs 200
+
+bench-triggers: setup
+	@$(PY) bench/trigger_matching.py --triggers 10000 --events 100000
+	@$(PY) bench/trigger_matching.py --triggers 10000 --events 100000 --one-project --pinned
 
 ## The container images spool-runner and spool-control-plane, built with buildah from Debian
 ## packages (scripts/build-images.sh; needs root; reruns skip what is up to date).
