@@ -102,7 +102,7 @@ def all_names(t: Topology) -> set[str]:
 @pytest.mark.parametrize("namespace", ["spool", "t0123456789", "staging-2"])
 def test_every_name_carries_the_namespace(namespace: str) -> None:
     names = all_names(Topology(namespace))
-    assert len(names) == 5 + 10 + len(SERVICES) + len(REPLICAS)
+    assert len(names) == 5 + 11 + len(SERVICES) + len(REPLICAS)
     assert all(n.startswith(f"{namespace}.") for n in names), sorted(names)
 
 

@@ -57,6 +57,7 @@ class RoutingKey(StrEnum):
     NOTIFICATION_ALL = "notification.*"
     NOTIFICATION_SERVICE = "notification.service"
     TRIGGER_ALL = "trigger.*"
+    LOAD_SAMPLED = "load.sampled"
     TRIGGER_FIRED = "trigger.fired"
 
 
@@ -137,6 +138,13 @@ class Topology:
         )
 
     @property
+    def gateway_scaling(self) -> QueueSpec:
+        """Scale decisions, recorded for `GET /services/{id}/scaling`."""
+        return QueueSpec(
+            self.name("gateway.scaling"), (Binding(self.events, RoutingKey.SCALE_DECIDED),)
+        )
+
+    @property
     def gateway_fired(self) -> QueueSpec:
         """Executions the trigger engine asks for (TriggerFired), created once per key."""
         return QueueSpec(
@@ -161,6 +169,7 @@ class Topology:
             (
                 Binding(self.events, RoutingKey.SERVICE_ALL),
                 Binding(self.events, RoutingKey.EXECUTION_STATUS_ALL),
+                Binding(self.events, RoutingKey.LOAD_SAMPLED),
             ),
         )
 
@@ -184,6 +193,7 @@ class Topology:
             self.gateway_replicas,
             self.gateway_notifications,
             self.gateway_fired,
+            self.gateway_scaling,
             self.scheduler_inbox,
             self.autoscaler_inbox,
             self.trigger_engine_inbox,
