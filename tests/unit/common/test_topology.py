@@ -194,7 +194,10 @@ TRIGGERS = "spool.trigger-engine.inbox"
         pytest.param("events", "execution.status.success", {AUTOSCALER}, id="execution-status"),
         pytest.param("events", "entity.Item.Created", {TRIGGERS}, id="entity"),
         pytest.param("events", "replica.ready", {SCHEDULER, REPLICAS_TO_GATEWAY}, id="replica"),
-        pytest.param("events", "scale.decided", {SCHEDULER}, id="scale-decided"),
+        pytest.param(
+            "events", "scale.decided", {SCHEDULER, "spool.gateway.scaling"}, id="scale-decided"
+        ),
+        pytest.param("events", "load.sampled", {AUTOSCALER}, id="load-sampled"),
         pytest.param("events", "execution.status", set(), id="status-needs-a-word"),
         pytest.param("control", "r-2", {"spool.replica.r-2"}, id="control-to-one-replica"),
         pytest.param("dead", "anything", {"spool.gateway.dead"}, id="dead-letters"),
