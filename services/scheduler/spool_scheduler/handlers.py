@@ -34,10 +34,13 @@ class Inbox:
             log.debug("replica_changed", replica_id=message.replica_id, state=message.state)
             return Outcome.HANDLED
         if isinstance(message, ScaleDecided):
+            applied = self.reconciler.scale(message.service_id, message.replicas)
             log.info(
-                "scale_decision_ignored",
+                "scale_decided",
                 service_id=message.service_id,
-                reason="autoscaling is not wired to the scheduler yet",
+                replicas=message.replicas,
+                applied=applied,
+                reason=message.reason,
             )
             return Outcome.HANDLED
         return Outcome.UNDECODABLE if message is None else Outcome.HANDLED

@@ -74,6 +74,8 @@ class Reconciler:
         self.policy = CrashLoopPolicy(settings.crash_loop_restarts, settings.crash_loop_window)
         self.services: dict[str, Service] = {}
         self.desired: dict[str, int] = {}  # replicas wanted per active service
+        self.scaled: dict[str, int] = {}  # the autoscaler's latest count per scaled service
+        self.templates: dict[str, int] = {}  # template revision per service
         self.health: dict[str, HealthState] = {}
         self._changes: dict[str, _Change] = {}
         self._known: dict[str, str] = {}  # live replica id -> service id
@@ -83,7 +85,10 @@ class Reconciler:
     def set_service(self, desired: Desired, *, force: bool = False) -> None:
         service, deleted = desired.service, desired.deleted
         self.services[service.id] = service
-        replicas = desired_replicas(service, deleted)
+        self.templates[service.id] = desired.template_revision
+        if service.runtime.autoscaler is None or deleted:
+            self.scaled.pop(service.id, None)
+        replicas = desired_replicas(service, deleted, self.scaled.get(service.id))
         if replicas is None:
             self.desired.pop(service.id, None)
             self._changes[service.id] = _Change(None, service.id, force)
@@ -96,6 +101,22 @@ class Reconciler:
             self.services.pop(service.id, None)
             metrics.forget_service(service.id)
         self.wake.set()
+
+    def scale(self, service_id: str, replicas: int) -> bool:
+        """Apply an autoscaler decision: same template, another count (within the service's
+        bounds). Ignored for a service that is unknown, paused or not autoscaled."""
+        service = self.services.get(service_id)
+        if service is None or service.runtime.autoscaler is None:
+            return False
+        self.scaled[service_id] = replicas
+        wanted = desired_replicas(service, False, replicas)
+        if wanted is None or wanted == self.desired.get(service_id):
+            return False
+        self.desired[service_id] = wanted
+        spec = DeploymentSpec(service, self.templates[service_id], wanted)
+        self._changes[service_id] = _Change(spec, service_id, False)
+        self.wake.set()
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

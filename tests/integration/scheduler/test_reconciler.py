@@ -194,3 +194,22 @@ async def test_a_replica_past_its_state_threshold_is_stopped_with_the_reason(bus
     await _until("the notification", lambda: any(isinstance(m, ServiceNotification) for m in got))
     (note,) = [m for m in got if isinstance(m, ServiceNotification)]
     assert note.notification is NotificationType.STUCK_REPLICA
+
+
+async def test_scale_decisions_change_the_count_not_the_template(bus: Bus) -> None:
+    driver = ScriptedDriver()
+    reconciler = Reconciler(driver, bus, SchedulerSettings())
+    scaler = {"autoscaler": {"type": "rabbitmq", "minReplicas": 0, "maxReplicas": 4}}
+    reconciler.set_service(Desired(service(runtime=scaler), 7, False, 5))
+    await reconciler.round()
+    assert reconciler.scale("svc", 3)
+    assert not reconciler.scale("svc", 3)  # nothing new
+    assert not reconciler.scale("unknown", 3)
+    await reconciler.round()
+    assert reconciler.scale("svc", 9)  # bounded by maxReplicas
+    await reconciler.round()
+    assert [(s.revision, s.replicas) for s in driver.applied] == [(5, 1), (5, 3), (5, 4)]
+    # A later change of the service keeps the autoscaler's count.
+    reconciler.set_service(Desired(service(runtime=scaler, executionTimeout=60), 8, False, 8))
+    await reconciler.round()
+    assert (driver.applied[-1].revision, driver.applied[-1].replicas) == (8, 4)

@@ -52,3 +52,19 @@ SCALER = {"type": "rabbitmq", "minReplicas": 2, "maxReplicas": 5}
 )
 def test_desired_replicas(svc: Service, deleted: bool, replicas: int | None) -> None:
     assert desired_replicas(svc, deleted=deleted) == replicas
+
+
+@pytest.mark.parametrize(
+    ("svc", "scaled", "replicas"),
+    [
+        pytest.param(service(autoscaler=SCALER), 4, 4, id="autoscaler-count"),
+        pytest.param(service(autoscaler=SCALER), 9, 5, id="bounded-by-max"),
+        pytest.param(service(autoscaler=SCALER), 0, 2, id="bounded-by-min"),
+        pytest.param(service(numReplicas=3), 7, 3, id="ignored-without-autoscaler"),
+        pytest.param(service(active=False, autoscaler=SCALER), 4, None, id="paused"),
+    ],
+)
+def test_an_autoscaler_decision_sets_the_count_within_bounds(
+    svc: Service, scaled: int, replicas: int | None
+) -> None:
+    assert desired_replicas(svc, deleted=False, scaled=scaled) == replicas
