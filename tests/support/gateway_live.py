@@ -97,10 +97,13 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> 
 
 
 @contextlib.asynccontextmanager
-async def live_gateway(pool: asyncpg.Pool, bus: Bus) -> AsyncIterator[Live]:
+async def live_gateway(
+    pool: asyncpg.Pool, bus: Bus, settings: GatewaySettings | None = None
+) -> AsyncIterator[Live]:
     """The gateway, consuming its queues; service.* events are collected off the scheduler's
-    inbox into `Live.changes`. Service queues it declared are listed in `Live.queues`."""
-    settings = GatewaySettings()
+    inbox into `Live.changes`. Service queues it declared are listed in `Live.queues`.
+    `settings` default to GatewaySettings()."""
+    settings = settings or GatewaySettings()
     relay = OutboxRelay(pool, bus, sweep_interval=0.5)
     gw = Gateway(settings, bus, Catalog(pool), ServiceStore(pool), Ledger(pool), relay, Waiters())
     await gw.catalog.ensure_token(hash_token(TOKEN), "admin", "admin")

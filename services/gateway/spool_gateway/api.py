@@ -119,6 +119,7 @@ PrincipalDep = Annotated[Principal, Depends(principal_of)]
 
 def create_app(gateway: Gateway) -> FastAPI:
     from spool_gateway.execution_routes import router as executions
+    from spool_gateway.load_routes import router as load
     from spool_gateway.notification_routes import router as notifications
     from spool_gateway.package_routes import router as packages
     from spool_gateway.routes import router
@@ -133,7 +134,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     app.state.authenticate = Authenticator(gateway.catalog.principal)
     install_error_handlers(app)
-    for routes in (executions, router, packages, services, notifications, triggers):
+    for routes in (executions, router, packages, services, notifications, triggers, load):
         app.include_router(routes, prefix=API_PREFIX)
 
     @app.get("/livez", include_in_schema=False)

@@ -9,17 +9,16 @@ from pathlib import Path
 
 import uvicorn
 
-from spool_common import metrics
 from spool_common.bus.amqp import Bus
 from spool_common.logging import get_logger
 from spool_common.resources import service_resources
-from spool_common.store.pg import TRANSIENT_ERRORS
 from spool_gateway.api import create_app
 from spool_gateway.catalog import Catalog
 from spool_gateway.core import Gateway, hash_token
 from spool_gateway.deployments_store import ServiceStore
 from spool_gateway.handlers import Handlers
 from spool_gateway.ledger import Ledger
+from spool_gateway.load_sampler import LoadSampler
 from spool_gateway.outbox import OutboxRelay
 from spool_gateway.settings import GatewaySettings
 from spool_gateway.waiters import Waiters
@@ -48,23 +47,6 @@ async def _reaper(gateway: Gateway, stop: asyncio.Event) -> None:
             log.warning("reaper_failed", error=str(e))
 
 
-async def _queue_sampler(gateway: Gateway, stop: asyncio.Event, every: float = 5.0) -> None:
-    """Queue depth (created, rerun) and in-flight (in-progress) per service, for /metrics."""
-    known: set[str] = set()
-    while not stop.is_set():
-        try:
-            counts = await gateway.ledger.open_counts()
-            for service_id in known - set(counts):
-                metrics.set_queue(service_id, depth=0, in_flight=0)
-            for service_id, (queued, running) in counts.items():
-                metrics.set_queue(service_id, depth=queued, in_flight=running)
-            known = set(counts)
-        except TRANSIENT_ERRORS as e:
-            log.warning("queue_sample_failed", error=str(e))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
-
-
 async def consume(bus: Bus, handlers: Handlers, settings: GatewaySettings) -> None:
     """Every queue the gateway consumes, each through `handlers.settling`."""
     topology = bus.topology
@@ -76,12 +58,14 @@ async def consume(bus: Bus, handlers: Handlers, settings: GatewaySettings) -> No
         (topology.gateway_replicas, handlers.replica, 50),
         (topology.gateway_notifications, handlers.notification, 10),
         (topology.gateway_fired, handlers.fired, 20),
+        (topology.gateway_scaling, handlers.scaling, 20),
     ):
         await bus.consume(queue.name, handlers.settling(work), prefetch=prefetch)
 
 
 async def _serve(gateway: Gateway, stop: asyncio.Event) -> None:
-    """HTTP, the outbox relay and the reaper, until `stop` (or until uvicorn gives up)."""
+    """HTTP, the outbox relay, the reaper and the load sampler, until `stop` (or until
+    uvicorn gives up)."""
     settings = gateway.settings
     config = uvicorn.Config(
         create_app(gateway),
@@ -99,7 +83,7 @@ async def _serve(gateway: Gateway, stop: asyncio.Event) -> None:
     tasks = [
         asyncio.create_task(gateway.relay.run(stop)),
         asyncio.create_task(_reaper(gateway, stop)),
-        asyncio.create_task(_queue_sampler(gateway, stop)),
+        asyncio.create_task(LoadSampler(gateway).run(stop)),
     ]
     log.info("gateway_started", url=f"http://{settings.host}:{settings.port}")
     stopping = asyncio.create_task(stop.wait())

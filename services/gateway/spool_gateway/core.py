@@ -34,10 +34,17 @@ from spool_gateway.deployments import Deployments
 from spool_gateway.deployments_store import ServiceStore
 from spool_gateway.inputs import ValidatedInput, validate_input
 from spool_gateway.ledger import Cause, Ledger, Lost
-from spool_gateway.lifecycle import exhausted_entry, plan_interrupted, refused_claim
+from spool_gateway.lifecycle import (
+    ExecutionKind,
+    exhausted_entry,
+    plan_interrupted,
+    refused_claim,
+)
 from spool_gateway.logs_store import LogStore
 from spool_gateway.notifications_store import NotificationStore
 from spool_gateway.outbox import OutboxRelay, OutboxRow
+from spool_gateway.query_log_store import QueryLogStore
+from spool_gateway.scaling_store import ScalingStore
 from spool_gateway.settings import GatewaySettings
 from spool_gateway.triggers_store import TriggerStore
 from spool_gateway.waiters import Waiters
@@ -74,6 +81,8 @@ class Gateway:
         self.control = ControlStore(self.ledger.pool)
         self.notifications = NotificationStore(self.ledger.pool)
         self.triggers = TriggerStore(self.ledger.pool)
+        self.scaling = ScalingStore(self.ledger.pool)
+        self.query_log = QueryLogStore(self.ledger.pool)
         self.deployments = Deployments(
             self.catalog, self.services, self.bus, self.relay, self.clock
         )
@@ -98,10 +107,15 @@ class Gateway:
 
     # executions ------------------------------------------------------------------------
     async def create_execution(
-        self, service: Service, function_name: str, raw_input: dict[str, Any], creator: str
+        self,
+        service: Service,
+        function_name: str,
+        raw_input: dict[str, Any],
+        creator: str,
+        kind: ExecutionKind = ExecutionKind.EXECUTION,
     ) -> Execution:
         """Validate, then record the execution and its publish in one transaction."""
-        created = await self._record(service, function_name, raw_input, creator, None, None)
+        created = await self._record(service, function_name, raw_input, creator, None, None, kind)
         assert created is not None  # only a fire's key can make it a duplicate
         return created
 
@@ -125,6 +139,7 @@ class Gateway:
         creator: str,
         trigger_id: str | None,
         cause: Cause | None,
+        kind: ExecutionKind = ExecutionKind.EXECUTION,
     ) -> Execution | None:
         package = await self.catalog.package(service.package_id, service.package_revision)
         module = package.module(service.module_name) if package else None
@@ -153,7 +168,7 @@ class Gateway:
             execution.created_at,
             cause.event if cause else None,
         )
-        row_id = await self.ledger.create(execution, meta, row, cause)
+        row_id = await self.ledger.create(execution, meta, row, cause, kind)
         if row_id is None:
             return None
         self.relay.hand_over([row], [row_id])

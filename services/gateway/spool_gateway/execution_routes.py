@@ -17,6 +17,7 @@ from spool_gateway.access import execution_of, require_admin, service_of
 from spool_gateway.api import API_PREFIX, GatewayDep, PrincipalDep
 from spool_gateway.execution_ops import rerun, rerun_many, terminate
 from spool_gateway.http_errors import ApiError, not_found
+from spool_gateway.lifecycle import ExecutionKind
 from spool_gateway.routes import ExecutionCreate, await_end
 
 router = APIRouter(tags=["executions"])
@@ -91,7 +92,9 @@ async def invoke(
     finished within `timeout`, the execution so far (202)."""
     require_admin(who)
     service, _ = await service_of(gw, who, service_id)
-    created = await gw.create_execution(service, body.function_name, body.input, who.subject)
+    created = await gw.create_execution(
+        service, body.function_name, body.input, who.subject, ExecutionKind.INVOKE
+    )
     execution = await await_end(gw, who, created.id, timeout)
     status = execution.latest_status
     if status.status == "success":

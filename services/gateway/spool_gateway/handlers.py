@@ -20,6 +20,7 @@ from spool_common.messages import (
     ExecutionRequested,
     LeaseRenewal,
     ReplicaChanged,
+    ScaleDecided,
     ServiceNotification,
     TriggerFired,
 )
@@ -29,6 +30,7 @@ from spool_gateway.event_ops import fire
 from spool_gateway.execution_ops import interrupted
 from spool_gateway.lifecycle import dead_letter_entry
 from spool_gateway.notifications import record_notification
+from spool_gateway.scaling_store import Recorded
 
 log = get_logger(__name__)
 
@@ -120,6 +122,25 @@ class Handlers:
         if not isinstance(message, ServiceNotification):
             return Outcome.UNDECODABLE if message is None else Outcome.HANDLED
         return await record_notification(self.gateway, message)
+
+    async def scaling(self, _: Delivery, message: AnyMessage | None) -> Outcome:
+        """A scale decision, recorded once for `GET /services/{id}/scaling` (a redelivery and
+        a decision about a service that is gone are acked)."""
+        if not isinstance(message, ScaleDecided):
+            return Outcome.UNDECODABLE if message is None else Outcome.HANDLED
+        keep = self.gateway.settings.scaling_history
+        recorded = await self.gateway.scaling.record(message, keep)
+        if recorded is Recorded.RECORDED:
+            log.info(
+                "scale_decision_recorded",
+                service_id=message.service_id,
+                replicas=message.replicas,
+                previous=message.previous,
+                rule=message.rule,
+            )
+        else:
+            log.info("scale_decision_not_recorded", service_id=message.service_id, why=recorded)
+        return Outcome.DUPLICATE if recorded is Recorded.DUPLICATE else Outcome.HANDLED
 
     async def fired(self, _: Delivery, message: AnyMessage | None) -> Outcome:
         """A trigger fired: its execution, created once per key (a repeat is acked)."""

@@ -12,7 +12,7 @@ import asyncpg
 
 from spool_common.messages import ExecutionFinished, ExecutionProgress
 from spool_common.models import Execution, ExecutionStatus, OnResetAction, StatusEntry
-from spool_gateway.lifecycle import CLAIMABLE, ClaimState, entry_json
+from spool_gateway.lifecycle import CLAIMABLE, ClaimState, ExecutionKind, entry_json
 from spool_gateway.outbox import OutboxRow, insert_outbox
 
 _CLAIMABLE = [s.value for s in CLAIMABLE]
@@ -102,6 +102,7 @@ class Ledger:
         meta: dict[str, Any],
         publish: OutboxRow,
         cause: Cause | None = None,
+        kind: ExecutionKind = ExecutionKind.EXECUTION,
     ) -> int | None:
         """Record the execution and its outbox row in one transaction; returns the row id.
         With a `cause` whose key an execution already has, records nothing: None."""
@@ -109,9 +110,9 @@ class Ledger:
             inserted = await conn.fetchval(
                 "INSERT INTO executions (id, project_id, service_id, function_name, input, "
                 "status, status_log, attempts, max_attempts, trigger_id, resources, meta, "
-                "creator, created_at, updated_at, dedup_key, origin, event) "
+                "creator, created_at, updated_at, dedup_key, origin, event, kind) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, $12, $13, $13, "
-                "$14, $15, $16) "
+                "$14, $15, $16, $17) "
                 "ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id",
                 execution.id,
                 execution.project_id,
@@ -129,6 +130,7 @@ class Ledger:
                 cause.key if cause else None,
                 cause.origin if cause else [],
                 cause.event if cause else None,
+                kind.value,
             )
             if inserted is None:
                 return None
@@ -159,15 +161,6 @@ class Ledger:
             limit,
         )
         return [to_execution(r) for r in rows]
-
-    async def open_counts(self) -> dict[str, tuple[int, int]]:
-        """Per service: executions waiting (created, rerun) and running (in-progress)."""
-        rows = await self.pool.fetch(
-            "SELECT service_id, count(*) FILTER (WHERE status <> 'in-progress') AS queued, "
-            "count(*) FILTER (WHERE status = 'in-progress') AS running FROM executions "
-            "WHERE status IN ('created', 'rerun', 'in-progress') GROUP BY service_id"
-        )
-        return {r["service_id"]: (int(r["queued"]), int(r["running"])) for r in rows}
 
     async def claim(
         self,

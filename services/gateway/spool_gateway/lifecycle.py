@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from spool_common.messages import ClaimVerdict, InterruptReason
 from spool_common.models import ExecutionError, ExecutionStatus, OnResetAction, StatusEntry
+
+
+class ExecutionKind(StrEnum):
+    """How an execution was asked for (the query log's `kind`)."""
+
+    EXECUTION = "execution"  # POST /executions/{serviceId}, and executions triggers fire
+    INVOKE = "invoke"  # POST /executions/{serviceId}/invoke: the caller waits for the answer
+
 
 # Statuses from which an execution may be claimed by an agent.
 CLAIMABLE = frozenset({ExecutionStatus.CREATED, ExecutionStatus.RERUN})
