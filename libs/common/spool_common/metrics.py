@@ -5,9 +5,9 @@ notification type, replica count kind), or a process name. Never an execution, r
 trigger id: every label set is a time series kept for ever by Prometheus. When a service is
 deleted, `forget_service` drops its series so the gauges stop reporting stale values.
 
-Which process sets what: the gateway counts execution statuses and latency; the autoscaler
-sets queue depth and in-flight; the scheduler sets replica counts and counts restarts; every
-process counts its bus reconnects.
+Which process sets what: the gateway counts execution statuses and latency and sets queue
+depth and in-flight (its load sampler); the scheduler sets replica counts and counts
+restarts; every process counts its bus reconnects.
 """
 
 from __future__ import annotations
