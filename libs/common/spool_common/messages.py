@@ -69,6 +69,7 @@ class ClaimVerdict(StrEnum):
     DUPLICATE = "duplicate"  # already running elsewhere or already finished: drop the delivery
     GONE = "gone"  # no such execution (or wrong service): drop the delivery
     EXHAUSTED = "exhausted"  # attempts used up: the gateway failed it; drop the delivery
+    PAUSED = "paused"  # the service is paused: give the delivery back and stop consuming
 
 
 class ClaimReply(Message):

@@ -195,6 +195,13 @@ async def _serve(
 ) -> int:
     subscriptions = await _consume(bus, worker, settings.replica_id)
     readiness.serving = True
+
+    async def paused() -> None:
+        readiness.serving = False
+        with contextlib.suppress(Exception):
+            await subscriptions[1].cancel()  # the service queue; control stays
+
+    worker.on_paused = paused
     drained = asyncio.Event()  # leases are renewed until running work is over, not until SIGTERM
     tail = asyncio.create_task(reporter.tail_replica_log(Path.cwd() / RUNNER_LOG, drained))
     renewals = asyncio.create_task(

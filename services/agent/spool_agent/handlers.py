@@ -62,6 +62,8 @@ class Worker:
             for f in (module.functions if module else [])
         }
         self.revision: int | None = None  # the service revision this replica runs
+        # Called when a claim finds the service paused: stop consuming its queue.
+        self.on_paused: Callable[[], Awaitable[None]] | None = None
         self.runner: Runner | None = None
         self.ready = asyncio.Event()
         self.failed = asyncio.Event()  # the runner could not be restarted: the replica must go
@@ -97,9 +99,13 @@ class Worker:
         await self.slots.acquire()
         try:
             reply = None if self.draining else await self._claim(message)
-            if reply is None:  # draining: give it back untouched
+            paused = reply is not None and reply.verdict is ClaimVerdict.PAUSED
+            if reply is None or paused:  # draining or paused: give it back untouched
                 await delivery.settle(Disposition.REQUEUE)
                 self.slots.release()
+                if paused and self.on_paused is not None:
+                    log.info("service_paused", execution_id=message.execution_id)
+                    await self.on_paused()  # take nothing more; the scheduler drains us
                 return
             await delivery.settle(Disposition.ACK)
         except BaseException:

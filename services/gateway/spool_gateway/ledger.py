@@ -190,7 +190,9 @@ class Ledger:
             "status_log = status_log || jsonb_build_array($6::jsonb || "
             "jsonb_build_object('attempt', attempts + 1)) "
             "WHERE id = $1 AND service_id = $2 AND status = ANY($7::text[]) "
-            "AND attempts < max_attempts AND NOT to_terminate RETURNING attempts",
+            "AND attempts < max_attempts AND NOT to_terminate "
+            "AND NOT EXISTS (SELECT 1 FROM services s WHERE s.id = $2 "
+            "AND (s.body->>'active')::boolean IS FALSE) RETURNING attempts",
             execution_id,
             service_id,
             replica_id,
@@ -204,8 +206,10 @@ class Ledger:
         if attempt is not None:
             return int(attempt)
         row = await self.pool.fetchrow(
-            "SELECT status, attempts, max_attempts, to_terminate FROM executions "
-            "WHERE id = $1 AND service_id = $2",
+            "SELECT e.status, e.attempts, e.max_attempts, e.to_terminate, "
+            "COALESCE((s.body->>'active')::boolean, true) AS active "
+            "FROM executions e LEFT JOIN services s ON s.id = e.service_id "
+            "WHERE e.id = $1 AND e.service_id = $2",
             execution_id,
             service_id,
         )
@@ -217,6 +221,7 @@ class Ledger:
             row["attempts"],
             row["max_attempts"],
             row["to_terminate"],
+            paused=not row["active"],
         )
 
     async def finish(

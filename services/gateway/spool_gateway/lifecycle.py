@@ -42,12 +42,17 @@ class ClaimState:
     attempts: int = 0
     max_attempts: int = 0
     to_terminate: bool = False
+    paused: bool = False  # the service is paused (inactive)
 
 
 def refused_claim(state: ClaimState) -> ClaimVerdict:
-    """Why a claim did not match: gone, a duplicate delivery, or attempts used up."""
+    """Why a claim did not match: gone, the service paused, a duplicate delivery, or
+    attempts used up."""
     if not state.exists or state.status is None:
         return ClaimVerdict.GONE
+    claimable = state.status in CLAIMABLE and state.attempts < state.max_attempts
+    if state.paused and claimable and not state.to_terminate:
+        return ClaimVerdict.PAUSED
     if state.status in CLAIMABLE and state.attempts >= state.max_attempts:
         return ClaimVerdict.EXHAUSTED
     return ClaimVerdict.DUPLICATE

@@ -168,7 +168,8 @@ class ReplicaExit:
     """A replica that ended since the previous `observe()`. `exit_code` >= 0 is the exit
     status, negative the killing signal; `reason` is the runtime's word for it when it has
     one (Kubernetes: "OOMKilled", "Error"); `log_tail` holds the replica's last log lines;
-    `expected` is true when the driver stopped it (drain, scale-in, removal)."""
+    `expected` is true when the driver stopped it (drain, scale-in, removal); `was_ready`
+    when it had been ready (serving) before it ended."""
 
     replica_id: str
     service_id: str
@@ -179,6 +180,7 @@ class ReplicaExit:
     expected: bool
     reason: str | None = None
     log_tail: tuple[str, ...] = ()
+    was_ready: bool = False  # it had been serving (ready) before it ended
 
 
 @dataclass(frozen=True)

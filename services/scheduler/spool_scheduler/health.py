@@ -48,6 +48,10 @@ class Failure:
     type: NotificationType
     title: str
     message: str
+    # Counts towards a crash loop. A replica that was serving and then got killed (by a
+    # signal, an operator, the OOM killer) is notified but does not make the service's
+    # configuration suspect: only failures to start, or crashes of the code, loop.
+    counts: bool = True
 
     @classmethod
     def of(cls, kind: NotificationType, message: str) -> Failure:
@@ -100,7 +104,9 @@ def classify(exit: ReplicaExit) -> Failure | None:
     line = last_error_line(exit.log_tail)
     if line is not None:
         message += f" Last error: {line}"
-    return Failure.of(kind, message)
+    killed = exit.exit_code is not None and (exit.exit_code < 0 or exit.exit_code > 128)
+    counts = not (exit.was_ready and killed)
+    return Failure(kind, TITLES[kind], message, counts)
 
 
 def _cause(exit: ReplicaExit) -> tuple[NotificationType, str]:
@@ -261,7 +267,7 @@ def after_failures(
     notified.update((f.type, now) for f in notify)
     counted = tuple(
         (at, t)
-        for at, t in (*state.failures, *((at, f.type) for at, f in failures))
+        for at, t in (*state.failures, *((at, f.type) for at, f in failures if f.counts))
         if t not in _NOT_COUNTED and _inside(at, now, window)
     )
     if not crash_loop([at for at, _ in counted], now, policy):

@@ -69,6 +69,7 @@ class _Replica:
     stopping: bool = False  # we asked it to stop: its exit is expected
     port: int | None = None
     probed_at: float = 0.0
+    was_ready: bool = False
 
 
 @dataclass
@@ -265,6 +266,7 @@ class ProcessDriver:
                     at=at,
                     expected=replica.stopping,
                     log_tail=tuple(_tail(workdir / "agent.log", LOG_TAIL_LINES)),
+                    was_ready=replica.was_ready,
                 )
             )
             _prune(workdir)
@@ -334,6 +336,7 @@ class ProcessDriver:
         replica.running = running if isinstance(running, int) else None
         if ready and replica.status is ReplicaStatus.STARTING:
             replica.status, replica.since = ReplicaStatus.READY, self.clock()
+            replica.was_ready = True
         elif not ready and replica.status is ReplicaStatus.READY:
             replica.status, replica.since = ReplicaStatus.DRAINING, self.clock()
 

@@ -50,6 +50,22 @@ S = ExecutionStatus
             ClaimVerdict.DUPLICATE,
             id="last-attempt-running-is-not-failed",
         ),
+        pytest.param(
+            ClaimState(True, S.CREATED, 0, 3, paused=True), ClaimVerdict.PAUSED, id="paused"
+        ),
+        pytest.param(
+            ClaimState(True, S.RERUN, 1, 3, paused=True), ClaimVerdict.PAUSED, id="paused-rerun"
+        ),
+        pytest.param(
+            ClaimState(True, S.IN_PROGRESS, 1, 3, paused=True),
+            ClaimVerdict.DUPLICATE,
+            id="paused-but-running-elsewhere",
+        ),
+        pytest.param(
+            ClaimState(True, S.CREATED, 3, 3, paused=True),
+            ClaimVerdict.EXHAUSTED,
+            id="paused-and-exhausted",
+        ),
     ],
 )
 def test_refused_claim(state: ClaimState, verdict: ClaimVerdict) -> None:

@@ -46,8 +46,10 @@ def _exit(
     tail: tuple[str, ...] = (),
     reason: str | None = None,
     expected: bool = False,
+    was_ready: bool = False,
 ) -> ReplicaExit:
     return ReplicaExit(
+        was_ready=was_ready,
         replica_id="r-7",
         service_id="svc",
         revision=1,
@@ -480,3 +482,31 @@ def test_an_infinite_or_missing_threshold_never_fires(thresholds: dict[str, floa
 def test_a_fractional_threshold_is_shown_as_such() -> None:
     text = stuck(_view(ReplicaStatus.STARTING), {"running": 1.5}, 2.0)
     assert text == "replica r-1 running but not ready for 2 s, over the running threshold of 1.5 s"
+
+
+@pytest.mark.parametrize(
+    ("exit", "counts"),
+    [
+        pytest.param(_exit(-9, was_ready=True), False, id="serving-then-killed"),
+        pytest.param(_exit(137, was_ready=True), False, id="serving-then-137"),
+        pytest.param(_exit(-9), True, id="killed-before-ready"),
+        pytest.param(_exit(AgentExit.RUNNER_CRASHED, was_ready=True), True, id="code-crashed"),
+        pytest.param(_exit(AgentExit.INIT_FAILED), True, id="init-failed"),
+    ],
+)
+def test_only_failures_to_start_or_crashes_of_the_code_count_towards_a_loop(
+    exit: ReplicaExit, counts: bool
+) -> None:
+    failure = classify(exit)
+    assert failure is not None
+    assert failure.counts is counts
+
+
+def test_killing_serving_replicas_notifies_but_never_deactivates() -> None:
+    policy = CrashLoopPolicy(restarts=3, window=600.0)
+    state = HealthState()
+    for n in range(6):
+        failure = classify(_exit(-9, was_ready=True))
+        assert failure is not None
+        state, decision = after_failures(state, [(float(n), failure)], float(n), policy)
+        assert not decision.deactivate
