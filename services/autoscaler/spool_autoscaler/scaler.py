@@ -26,6 +26,10 @@ from spool_common.models import Service
 log = get_logger(__name__)
 
 
+# A load sample older than this (seconds, by the gateway's clock) is skipped: samples pile up
+# in the inbox while the autoscaler is down, and deciding on them would act on the past.
+STALE_SAMPLE = 15.0
+
 # Decisions that change nothing by nature: not worth announcing on their own.
 _QUIET = frozenset({"hold", "paused"})
 
@@ -84,6 +88,10 @@ class Autoscaler:
             known.current = min(max(known.current, scaler.min_replicas), scaler.max_replicas)
 
     async def on_load(self, sample: LoadSampled) -> None:
+        age = (self.wall() - sample.at).total_seconds()
+        if age > STALE_SAMPLE:  # piled up while this process was down: old news
+            log.info("load_sample_skipped", age=round(age, 1))
+            return
         now = self.clock()
         self.sampled_at = now
         for service_id, scaled in self.scaled.items():
