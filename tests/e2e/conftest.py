@@ -1,9 +1,12 @@
-"""One platform per test module: its own namespace, schemas, port and state directory."""
+"""One platform per test module: its own namespace, schemas, port and state directory. A
+module may override `platform` (other settings); `client` and `ledgers` follow it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 from support.platform import LocalPlatform, running_platform
@@ -15,3 +18,14 @@ async def platform(
 ) -> AsyncIterator[LocalPlatform]:
     async with running_platform(tmp_path_factory.mktemp("platform")) as p:
         yield p
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
+    async with platform.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def ledgers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ledgers")

@@ -45,17 +45,6 @@ async def platform(
         yield p
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
-    async with platform.client() as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def ledgers(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgers")
-
-
 def scaler(**extra: Any) -> dict[str, Any]:
     return {
         "type": "rabbitmq",

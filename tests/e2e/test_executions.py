@@ -5,14 +5,13 @@ failures by query."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 import pytest_asyncio
-from support.platform import LocalPlatform, deploy, run, wait, wait_for_status
+from support.platform import deploy, run, wait, wait_for_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -78,12 +77,6 @@ def package_json(name: str) -> bytes:
     return orjson.dumps(
         {"name": name, "modules": [{"name": "default_module", "functions": functions}]}
     )
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
-    async with platform.client() as c:
-        yield c
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

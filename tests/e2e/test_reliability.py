@@ -98,11 +98,6 @@ async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@pytest.fixture(scope="module")
-def ledgers(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgers")
-
-
 # --- helpers ---------------------------------------------------------------------------------
 
 

@@ -40,17 +40,6 @@ async def platform(
         yield p
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
-    async with platform.client() as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def ledgers(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgers")
-
-
 class ConsumerWatch:
     """Polls the service queue's consumer count (passive declare) and keeps the longest
     stretch with none, from the first time it saw a consumer."""
@@ -326,5 +315,11 @@ async def test_every_process_serves_liveness_readiness_and_metrics(
             gateway = (await ops.get(f"{urls['gateway']}/metrics")).text
             assert f'spool_executions_total{{service_id="{sid}",status="success"}} 1.0' in gateway
             assert f'spool_execution_latency_seconds_count{{service_id="{sid}"}} 1.0' in gateway
-            scheduler = (await ops.get(f"{urls['scheduler']}/metrics")).text
-            assert f'spool_replicas{{service_id="{sid}",state="ready"}} 1.0' in scheduler
+            # The scheduler exports replica counts once per reconcile round (1 s).
+            ready = f'spool_replicas{{service_id="{sid}",state="ready"}} 1.0'
+            for _ in range(50):
+                scheduler = (await ops.get(f"{urls['scheduler']}/metrics")).text
+                if ready in scheduler:
+                    break
+                await asyncio.sleep(0.1)
+            assert ready in scheduler

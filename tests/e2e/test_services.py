@@ -99,12 +99,6 @@ async def platform(
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
-    async with platform.client() as c:
-        yield c
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def project(client: httpx.AsyncClient) -> str:
     response = await client.post("/projects", json={"name": "services-e2e"})
     assert response.status_code == 201, response.text

@@ -76,12 +76,6 @@ async def platform(
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
-    async with platform.client() as c:
-        yield c
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def service(client: httpx.AsyncClient) -> dict[str, Any]:
     files = {"main.py": CODE, "package.json": PACKAGE}
     return await deploy(client, files, "trig", runtime={"concurrency": 4})

@@ -413,6 +413,14 @@ def _negate(check: Check) -> Check:
     return lambda x: not check(x)
 
 
+MISSING: Final = _MISSING  # what `field_value` answers for a field the entity lacks
+
+
+def field_value(entity: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted path as filters read it (MISSING when absent)."""
+    return _walk(entity, tuple(dotted.split(".")))
+
+
 def _walk(entity: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     value: Any = entity
     for key in keys:

@@ -14,7 +14,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spool_common.dql import ITEM_ENTITY_DEFAULTS, Matcher, compile_filter
+from spool_common.dql import (
+    ITEM_ENTITY_DEFAULTS,
+    MISSING,
+    Matcher,
+    compile_filter,
+    field_value,
+)
 from spool_common.models import (
     EventTriggerSpec,
     Trigger,
@@ -65,11 +71,11 @@ class _Bucket:
         yield from self.rest.values()
         seen: set[str] = set()
         for name in self.fields:
-            value = _lookup(entity, name)
+            value = field_value(entity, name)
             # An equality on a list field holds when an element equals the value (DQL).
             values = value if isinstance(value, list) else [value]
             for one in values:
-                if one is _MISSING or not _hashable(one):
+                if one is MISSING or not _hashable(one):
                     continue
                 for trigger_id, compiled in self.pinned.get((name, one), {}).items():
                     if trigger_id not in seen:
@@ -78,18 +84,6 @@ class _Bucket:
 
     def __len__(self) -> int:
         return len(self.rest) + sum(len(f) for f in self.pinned.values())
-
-
-_MISSING = object()
-
-
-def _lookup(entity: Mapping[str, Any], dotted: str) -> Any:
-    current: Any = entity
-    for part in dotted.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return _MISSING
-        current = current[part]
-    return current
 
 
 def _hashable(value: Any) -> bool:
