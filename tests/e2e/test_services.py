@@ -264,6 +264,14 @@ async def test_a_service_whose_init_fails_shows_error_with_the_reason(
         client, {"name": "broken", "projectId": project, "packageId": package["id"]}
     )
     status = await _status(client, service["id"], "Error")
+    # The scheduler restarts it with backoff, so a replica may be starting at any moment;
+    # between restarts none is live, and the status stays Error throughout.
+    for _ in range(120):
+        if status["runtimeStatus"] == []:
+            break
+        await asyncio.sleep(0.1)
+        status = await _status(client, service["id"], "Error")
+    assert status["status"] == "Error"
     assert status["runtimeStatus"] == []
     await client.post(f"/services/{service['id']}/stop")  # stop the restart loop
 
