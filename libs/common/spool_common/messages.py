@@ -64,6 +64,18 @@ class ClaimRequest(Message):
     revision: int | None = None  # the service revision the replica runs (recorded on the run)
 
 
+class Claims(Message):
+    """Agent -> gateway: ClaimRequest for several deliveries at once (those that arrived
+    while the previous claim was in flight); answered by one ClaimReplies, in order."""
+
+    type: Literal["execution.claims"] = "execution.claims"
+    execution_ids: list[str] = Field(min_length=1)
+    service_id: str
+    replica_id: str
+    init_seconds: float | None = None
+    revision: int | None = None
+
+
 class ClaimVerdict(StrEnum):
     GRANTED = "granted"
     DUPLICATE = "duplicate"  # already running elsewhere or already finished: drop the delivery
@@ -79,6 +91,11 @@ class ClaimReply(Message):
     attempt: int = 0
     lease_seconds: float = 0.0
     reason: str | None = None
+
+
+class ClaimReplies(Message):
+    type: Literal["execution.claims.reply"] = "execution.claims.reply"
+    replies: list[ClaimReply]
 
 
 class ExecutionProgress(Message):
@@ -142,6 +159,22 @@ class ExecutionLogs(Message):
     lines: list[LogLine]
 
 
+AnyReport = Annotated[
+    ExecutionProgress | ExecutionFinished | AttemptInterrupted | ExecutionLogs,
+    Field(discriminator="type"),
+]
+
+
+class Reports(Message):
+    """Agent -> gateway: several reports in the order they were made, as one message (what
+    piled up while the previous one was being confirmed). Reports about one execution keep
+    their order; the gateway applies them in it."""
+
+    type: Literal["execution.reports"] = "execution.reports"
+    replica_id: str
+    reports: list[AnyReport] = Field(min_length=1)
+
+
 class LeaseRenewal(Message):
     """Agent -> gateway, every heartbeat: these attempts are still running here."""
 
@@ -183,20 +216,6 @@ class ServiceChanged(Message):
     service: Service
     revision: int
     force: bool = False  # replace or stop replicas at once instead of draining (`?force=true`)
-
-
-class ExecutionStatusChanged(Message):
-    """Gateway -> events `execution.status.<status>`, after the change is recorded."""
-
-    type: Literal["execution.status"] = "execution.status"
-    execution_id: str
-    service_id: str
-    project_id: str
-    function_name: str
-    status: ExecutionStatus
-    attempt: int
-    created_at: datetime
-    at: datetime
 
 
 class ReplicaState(StrEnum):
@@ -355,15 +374,17 @@ AnyMessage = Annotated[
     ExecutionRequested
     | ClaimRequest
     | ClaimReply
+    | Claims
+    | ClaimReplies
     | ExecutionProgress
     | ExecutionFinished
     | AttemptInterrupted
     | ExecutionLogs
+    | Reports
     | LeaseRenewal
     | CredentialRequest
     | CredentialReply
     | ServiceChanged
-    | ExecutionStatusChanged
     | ReplicaChanged
     | ServiceNotification
     | ScaleDecided

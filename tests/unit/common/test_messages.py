@@ -16,8 +16,10 @@ from spool_common.messages import (
     AgentControl,
     AnyMessage,
     AttemptInterrupted,
+    ClaimReplies,
     ClaimReply,
     ClaimRequest,
+    Claims,
     ClaimVerdict,
     CredentialReply,
     CredentialRequest,
@@ -27,7 +29,6 @@ from spool_common.messages import (
     ExecutionLogs,
     ExecutionProgress,
     ExecutionRequested,
-    ExecutionStatusChanged,
     InterruptReason,
     LeaseRenewal,
     LoadSampled,
@@ -37,6 +38,7 @@ from spool_common.messages import (
     OriginHop,
     ReplicaChanged,
     ReplicaState,
+    Reports,
     ScaleDecided,
     ServiceChange,
     ServiceChanged,
@@ -121,20 +123,41 @@ EXAMPLES: list[Message] = [
         service_id="svc-1",
         lines=[LogLine(stream="stdout", line="hello", at=AT)],
     ),
+    Claims(execution_ids=["e-1", "e-2"], service_id="svc-1", replica_id="r-1", revision=3),
+    ClaimReplies(
+        replies=[
+            ClaimReply(execution_id="e-1", verdict=ClaimVerdict.GRANTED, attempt=1),
+            ClaimReply(execution_id="e-2", verdict=ClaimVerdict.DUPLICATE),
+        ]
+    ),
+    Reports(
+        replica_id="r-1",
+        reports=[
+            ExecutionLogs(
+                execution_id="e-1",
+                attempt=1,
+                replica_id="r-1",
+                service_id="svc-1",
+                lines=[LogLine(stream="stdout", line="[Done] Executing function.", at=AT)],
+            ),
+            ExecutionProgress(
+                execution_id="e-2", attempt=1, replica_id="r-1", percent_complete=40, at=AT
+            ),
+            ExecutionFinished(
+                execution_id="e-1",
+                attempt=1,
+                replica_id="r-1",
+                status=ExecutionStatus.SUCCESS,
+                output={"ok": True},
+                started_at=AT,
+                finished_at=AT,
+            ),
+        ],
+    ),
     CredentialRequest(service_id="svc-1", replica_id="r-1"),
     CredentialReply(service_id="svc-1", token="spa_secret"),
     CredentialReply(service_id="svc-1", error="no such service"),
     SERVICE_CREATED,
-    ExecutionStatusChanged(
-        execution_id="e-1",
-        service_id="svc-1",
-        project_id="p-1",
-        function_name="run",
-        status=ExecutionStatus.SUCCESS,
-        attempt=1,
-        created_at=AT,
-        at=LATER,
-    ),
     ReplicaChanged(replica_id="r-1", service_id="svc-1", state=ReplicaState.READY, at=AT),
     ServiceNotification(
         notification_id="n-1",

@@ -21,7 +21,7 @@ from spool_common.bus.topology import (
     event_routing_key,
 )
 from spool_common.messages import ReplicaState, ServiceChange
-from spool_common.models import ExecutionStatus, TriggerAction, TriggerResource
+from spool_common.models import TriggerAction, TriggerResource
 
 SERVICES = ("svc-1", "svc-2")
 REPLICAS = ("r-1", "r-2")
@@ -191,14 +191,12 @@ TRIGGERS = "spool.trigger-engine.inbox"
         pytest.param("agent", "report", {"spool.gateway.reports"}, id="report"),
         pytest.param("agent", "svc-1", set(), id="agent-is-not-executions"),
         pytest.param("events", "service.created", {SCHEDULER, AUTOSCALER, TRIGGERS}, id="svc"),
-        pytest.param("events", "execution.status.success", {AUTOSCALER}, id="execution-status"),
         pytest.param("events", "entity.Item.Created", {TRIGGERS}, id="entity"),
         pytest.param("events", "replica.ready", {SCHEDULER, REPLICAS_TO_GATEWAY}, id="replica"),
         pytest.param(
             "events", "scale.decided", {SCHEDULER, "spool.gateway.scaling"}, id="scale-decided"
         ),
         pytest.param("events", "load.sampled", {AUTOSCALER}, id="load-sampled"),
-        pytest.param("events", "execution.status", set(), id="status-needs-a-word"),
         pytest.param("control", "r-2", {"spool.replica.r-2"}, id="control-to-one-replica"),
         pytest.param("dead", "anything", {"spool.gateway.dead"}, id="dead-letters"),
     ],
@@ -208,12 +206,6 @@ def test_routing_keys_reach_the_documented_queues(
 ) -> None:
     t = Topology()
     assert route(t, t.name(exchange), key) == queues
-
-
-@pytest.mark.parametrize("status", list(ExecutionStatus), ids=str)
-def test_every_execution_status_event_reaches_the_autoscaler(status: ExecutionStatus) -> None:
-    t = Topology()
-    assert route(t, t.events, event_routing_key("execution", "status", status)) == {AUTOSCALER}
 
 
 @pytest.mark.parametrize("change", list(ServiceChange), ids=str)

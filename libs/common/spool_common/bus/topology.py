@@ -51,7 +51,6 @@ class RoutingKey(StrEnum):
     REPORT = "report"
     SERVICE_ALL = "service.*"
     SCALE_DECIDED = "scale.decided"
-    EXECUTION_STATUS_ALL = "execution.status.*"
     ENTITY_ALL = "entity.#"
     REPLICA_ALL = "replica.*"
     NOTIFICATION_ALL = "notification.*"
@@ -168,7 +167,6 @@ class Topology:
             self.name("autoscaler.inbox"),
             (
                 Binding(self.events, RoutingKey.SERVICE_ALL),
-                Binding(self.events, RoutingKey.EXECUTION_STATUS_ALL),
                 Binding(self.events, RoutingKey.LOAD_SAMPLED),
             ),
         )
