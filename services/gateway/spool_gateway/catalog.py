@@ -21,9 +21,15 @@ class Principal:
         return self.kind == "admin"
 
 
+# Package revisions never change once written: the hot path (every execution created) reads
+# them from memory. Bounded; the oldest entry goes first.
+REVISION_CACHE = 512
+
+
 class Catalog:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self._revisions: dict[tuple[str, str], Package] = {}
 
     # tokens --------------------------------------------------------------------------
     async def ensure_token(
@@ -126,6 +132,18 @@ class Catalog:
                 version,
             )
         return Package.model_validate(body) if body else None
+
+    async def package_revision(self, package_id: str, version: str) -> Package | None:
+        """`package(package_id, version)`, cached (a revision is immutable)."""
+        key = (package_id, version)
+        found = self._revisions.get(key)
+        if found is None:
+            found = await self.package(package_id, version)
+            if found is not None:
+                if len(self._revisions) >= REVISION_CACHE:
+                    del self._revisions[next(iter(self._revisions))]
+                self._revisions[key] = found
+        return found
 
     async def package_revisions(self, package_id: str) -> list[Package]:
         rows = await self.pool.fetch(

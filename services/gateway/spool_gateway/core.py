@@ -12,17 +12,19 @@ from typing import Any
 
 from spool_common import metrics
 from spool_common.bus.amqp import Bus
-from spool_common.errors import FieldError, ValidationFailure
+from spool_common.coalesce import Coalescer
+from spool_common.errors import FieldError, ValidationFailure, raise_if_any
 from spool_common.messages import (
+    ClaimReplies,
     ClaimReply,
     ClaimRequest,
+    Claims,
     ClaimVerdict,
     CredentialReply,
     CredentialRequest,
     ExecutionFinished,
     ExecutionProgress,
     ExecutionRequested,
-    ExecutionStatusChanged,
     InterruptReason,
     LeaseRenewal,
     encode,
@@ -33,7 +35,7 @@ from spool_gateway.control_store import ControlStore
 from spool_gateway.deployments import Deployments
 from spool_gateway.deployments_store import ServiceStore
 from spool_gateway.inputs import ValidatedInput, validate_input
-from spool_gateway.ledger import Cause, Ledger, Lost
+from spool_gateway.ledger import Cause, Ledger, Lost, NewExecution
 from spool_gateway.lifecycle import (
     ExecutionKind,
     exhausted_entry,
@@ -86,24 +88,11 @@ class Gateway:
         self.deployments = Deployments(
             self.catalog, self.services, self.bus, self.relay, self.clock
         )
+        self._creates = Coalescer(self.ledger.create_many, max_batch=1000)
 
     # outbox rows -----------------------------------------------------------------------
     def _request_row(self, msg: ExecutionRequested) -> OutboxRow:
         return OutboxRow(self.bus.topology.executions, msg.service_id, encode(msg))
-
-    def _status_row(self, execution: Execution) -> OutboxRow:
-        status = execution.latest_status.status
-        event = ExecutionStatusChanged(
-            execution_id=execution.id,
-            service_id=execution.service_id,
-            project_id=execution.project_id,
-            function_name=execution.function_name,
-            status=status,
-            attempt=execution.attempts,
-            created_at=execution.created_at,
-            at=execution.latest_status.timestamp,
-        )
-        return OutboxRow(self.bus.topology.events, f"execution.status.{status}", encode(event))
 
     # executions ------------------------------------------------------------------------
     async def create_execution(
@@ -114,10 +103,40 @@ class Gateway:
         creator: str,
         kind: ExecutionKind = ExecutionKind.EXECUTION,
     ) -> Execution:
-        """Validate, then record the execution and its publish in one transaction."""
-        created = await self._record(service, function_name, raw_input, creator, None, None, kind)
-        assert created is not None  # only a fire's key can make it a duplicate
+        """Validate, then record the execution and its publish in one transaction (shared
+        with the other requests of the moment: see `Ledger.create_many`)."""
+        (created,) = await self.create_executions(
+            service, [(function_name, raw_input)], creator, kind
+        )
         return created
+
+    async def create_executions(
+        self,
+        service: Service,
+        calls: list[tuple[str, dict[str, Any]]],
+        creator: str,
+        kind: ExecutionKind = ExecutionKind.EXECUTION,
+    ) -> list[Execution]:
+        """Several executions of one service: all valid and recorded, or none (a
+        ValidationFailure naming each bad one as `executions[i].<field>`)."""
+        many = len(calls) > 1
+        prepared: list[NewExecution] = []
+        errors: list[FieldError] = []
+        for i, (function_name, raw_input) in enumerate(calls):
+            try:
+                prepared.append(
+                    await self._prepare(
+                        service, function_name, raw_input, creator, None, None, kind
+                    )
+                )
+            except ValidationFailure as e:
+                if not many:
+                    raise
+                errors.extend(FieldError(f"executions[{i}].{f.field}", f.reason) for f in e.errors)
+        raise_if_any(errors)
+        ids = await self._creates.submit_many(prepared)
+        self.relay.hand_over([p.publish for p in prepared], ids)
+        return [p.execution.model_copy(update=meta_fields(p.meta)) for p in prepared]
 
     async def fire_execution(
         self,
@@ -129,9 +148,14 @@ class Gateway:
     ) -> Execution | None:
         """A trigger's execution, created at most once per `cause.key`: None if one was."""
         creator = f"trigger:{trigger_id}"
-        return await self._record(service, function_name, raw_input, creator, trigger_id, cause)
+        new = await self._prepare(service, function_name, raw_input, creator, trigger_id, cause)
+        row_id = await self.ledger.create(new, cause)
+        if row_id is None:
+            return None
+        self.relay.hand_over([new.publish], [row_id])
+        return new.execution.model_copy(update=meta_fields(new.meta))
 
-    async def _record(
+    async def _prepare(
         self,
         service: Service,
         function_name: str,
@@ -140,8 +164,8 @@ class Gateway:
         trigger_id: str | None,
         cause: Cause | None,
         kind: ExecutionKind = ExecutionKind.EXECUTION,
-    ) -> Execution | None:
-        package = await self.catalog.package(service.package_id, service.package_revision)
+    ) -> NewExecution:
+        package = await self.catalog.package_revision(service.package_id, service.package_revision)
         module = package.module(service.module_name) if package else None
         function = module.function(function_name) if module else None
         if package is None or module is None or function is None:
@@ -168,11 +192,7 @@ class Gateway:
             execution.created_at,
             cause.event if cause else None,
         )
-        row_id = await self.ledger.create(execution, meta, row, cause, kind)
-        if row_id is None:
-            return None
-        self.relay.hand_over([row], [row_id])
-        return execution.model_copy(update=meta_fields(meta))
+        return NewExecution(execution, meta, row, kind)
 
     def _new_execution(
         self,
@@ -201,9 +221,16 @@ class Gateway:
 
     # agent traffic -----------------------------------------------------------------------
     async def claim(self, request: ClaimRequest) -> ClaimReply:
+        (reply,) = (await self.claim_many(request)).replies
+        return reply
+
+    async def claim_many(self, request: ClaimRequest | Claims) -> ClaimReplies:
+        """Start the next attempt of each execution asked for, in one statement: GRANTED
+        with the attempt number, or why not (see `refused_claim`), in the order asked."""
+        ids = [request.execution_id] if isinstance(request, ClaimRequest) else request.execution_ids
         lease = self.settings.lease_seconds
-        result = await self.ledger.claim(
-            request.execution_id,
+        results = await self.ledger.claim_many(
+            ids,
             request.service_id,
             request.replica_id,
             lease,
@@ -211,37 +238,41 @@ class Gateway:
             request.init_seconds,
             request.revision,
         )
-        if isinstance(result, int):
-            return ClaimReply(
-                execution_id=request.execution_id,
-                verdict=ClaimVerdict.GRANTED,
-                attempt=result,
-                lease_seconds=lease,
-            )
-        verdict = refused_claim(result)
-        if verdict is ClaimVerdict.EXHAUSTED:
-            await self.ledger.fail_queued(
-                request.execution_id, exhausted_entry(result.max_attempts, self.clock())
-            )
-            self.waiters.wake(request.execution_id)
-        return ClaimReply(execution_id=request.execution_id, verdict=verdict)
+        replies: list[ClaimReply] = []
+        for execution_id, result in zip(ids, results, strict=True):
+            if isinstance(result, int):
+                replies.append(
+                    ClaimReply(
+                        execution_id=execution_id,
+                        verdict=ClaimVerdict.GRANTED,
+                        attempt=result,
+                        lease_seconds=lease,
+                    )
+                )
+                continue
+            verdict = refused_claim(result)
+            if verdict is ClaimVerdict.EXHAUSTED:
+                entry = exhausted_entry(result.max_attempts, self.clock())
+                await self.ledger.fail_queued(execution_id, entry)
+                self.waiters.wake(execution_id)
+            replies.append(ClaimReply(execution_id=execution_id, verdict=verdict))
+        return ClaimReplies(replies=replies)
 
     async def finish(self, report: ExecutionFinished) -> bool:
-        applied = await self.ledger.finish(report, self._status_row)
-        if applied is None:
-            return False
-        execution, ids, row = applied
-        self.relay.hand_over([row], ids)
-        self.waiters.wake(execution.id)
-        if execution.created_at is not None:
-            status = execution.latest_status.status
-            metrics.execution_changed(
-                execution.service_id,
-                status,
-                execution.created_at,
-                execution.latest_status.timestamp,
-            )
-        return True
+        (applied,) = await self.finish_many([report])
+        return applied
+
+    async def finish_many(self, reports: list[ExecutionFinished]) -> list[bool]:
+        """Apply final reports (one per execution at most); which ones applied (the others
+        were stale: not the running attempt)."""
+        finished = {f.id: f for f in await self.ledger.finish_many(reports)}
+        for report in reports:
+            if (done := finished.get(report.execution_id)) is not None:
+                self.waiters.wake(done.id)
+                metrics.execution_changed(
+                    done.service_id, report.status, done.created_at, report.finished_at
+                )
+        return [report.execution_id in finished for report in reports]
 
     async def progress(self, report: ExecutionProgress) -> bool:
         return await self.ledger.progress(report)

@@ -72,7 +72,7 @@ async def fire(gw: Gateway, fired: TriggerFired) -> Outcome:
         log.warning("trigger_fired_for_unknown_service", service_id=fired.service_id, **context)
         return Outcome.HANDLED
     service = found[0]
-    package = await gw.catalog.package(service.package_id, service.package_revision)
+    package = await gw.catalog.package_revision(service.package_id, service.package_revision)
     module = package.module(service.module_name) if package else None
     function = module.function(fired.function_name) if module else None
     raw = fired_input(function, fired.input, fired.event) if function else None

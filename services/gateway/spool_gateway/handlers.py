@@ -10,8 +10,10 @@ from spool_common.keyed_lock import KeyedLocks
 from spool_common.logging import get_logger
 from spool_common.messages import (
     AnyMessage,
+    AnyReport,
     AttemptInterrupted,
     ClaimRequest,
+    Claims,
     ClaimVerdict,
     CredentialRequest,
     ExecutionFinished,
@@ -20,6 +22,7 @@ from spool_common.messages import (
     ExecutionRequested,
     LeaseRenewal,
     ReplicaChanged,
+    Reports,
     ScaleDecided,
     ServiceNotification,
     TriggerFired,
@@ -52,21 +55,24 @@ class Handlers:
 
     async def claim(self, delivery: Delivery, message: AnyMessage | None) -> Outcome:
         """Requests are not persistent: on failure the agent times out and asks again while
-        it keeps its own delivery unacked, so a failed claim is simply dropped."""
-        if not isinstance(message, ClaimRequest):
+        it keeps its own deliveries unacked, so a failed claim is simply dropped. A `Claims`
+        (several at once) is answered by a `ClaimReplies`, a `ClaimRequest` by a ClaimReply."""
+        if not isinstance(message, ClaimRequest | Claims):
             return Outcome.UNDECODABLE
         try:
-            reply = await self.gateway.claim(message)
-            if reply.verdict is not ClaimVerdict.GRANTED:
-                log.info(
-                    "claim_refused",
-                    execution_id=message.execution_id,
-                    replica_id=message.replica_id,
-                    verdict=reply.verdict,
-                )
-            await self.gateway.bus.reply(delivery, reply)
+            answer = await self.gateway.claim_many(message)
+            for reply in answer.replies:
+                if reply.verdict is not ClaimVerdict.GRANTED:
+                    log.info(
+                        "claim_refused",
+                        execution_id=reply.execution_id,
+                        replica_id=message.replica_id,
+                        verdict=reply.verdict,
+                    )
+            single = isinstance(message, ClaimRequest)
+            await self.gateway.bus.reply(delivery, answer.replies[0] if single else answer)
         except _REPLY_ERRORS as e:
-            log.warning("claim_failed", execution_id=message.execution_id, error=str(e))
+            log.warning("claim_failed", replica_id=message.replica_id, error=str(e))
             return Outcome.DUPLICATE
         return Outcome.HANDLED
 
@@ -83,6 +89,10 @@ class Handlers:
         """Reports are persistent: acked only once recorded (or found stale). Reports about
         one execution are applied in the order they arrived (an agent publishes them in
         order), so a last progress is never judged stale because the end overtook it."""
+        if isinstance(message, Reports):
+            async with self._executions.hold_many(r.execution_id for r in message.reports):
+                await self._apply_reports(message.reports)
+            return Outcome.HANDLED
         execution_id = getattr(message, "execution_id", None)
         if not isinstance(execution_id, str) or not execution_id:
             return await self._apply_report(message)
@@ -110,6 +120,23 @@ class Handlers:
                 execution_id=getattr(message, "execution_id", None),
             )
         return Outcome.HANDLED if applied else Outcome.DUPLICATE
+
+    async def _apply_reports(self, reports: list[AnyReport]) -> None:
+        """Round by round (see `in_rounds`), each kind of report of a round in one statement
+        where it has a batched form: a busy agent's results cost one UPDATE, not one each."""
+        for round_ in in_rounds(reports):
+            finished = [r for r in round_ if isinstance(r, ExecutionFinished)]
+            if finished:
+                applied = await self.gateway.finish_many(finished)
+                for done, ok in zip(finished, applied, strict=True):
+                    if not ok:
+                        log.info("report_stale", type=done.type, execution_id=done.execution_id)
+            logs = [r for r in round_ if isinstance(r, ExecutionLogs)]
+            if logs:
+                await self.gateway.logs.append_many(logs)
+            for report in round_:
+                if not isinstance(report, ExecutionFinished | ExecutionLogs):
+                    await self._apply_report(report)
 
     async def replica(self, _: Delivery, message: AnyMessage | None) -> Outcome:
         if not isinstance(message, ReplicaChanged):
@@ -164,6 +191,21 @@ class Handlers:
             self.gateway.waiters.wake(message.execution_id)
         log.warning("execution_dead_lettered", execution_id=message.execution_id, reason=reason)
         return Outcome.HANDLED
+
+
+def in_rounds(reports: list[AnyReport]) -> list[list[AnyReport]]:
+    """Split reports into rounds that keep each execution's order: round k holds the k-th
+    report of every execution (so no execution appears twice in a round, and a round's
+    reports can be applied together)."""
+    rounds: list[list[AnyReport]] = []
+    seen: dict[str, int] = {}
+    for report in reports:
+        k = seen.get(report.execution_id, 0)
+        seen[report.execution_id] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(report)
+    return rounds
 
 
 def _death_reason(delivery: Delivery) -> str:

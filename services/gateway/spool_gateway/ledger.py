@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from spool_common.messages import ExecutionFinished, ExecutionProgress
 from spool_common.models import Execution, ExecutionStatus, OnResetAction, StatusEntry
@@ -92,49 +93,80 @@ class Lost:
     event: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Finished:
+    """An execution a final report was applied to."""
+
+    id: str
+    service_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    """An execution ready to be recorded, with its meta and the request it publishes."""
+
+    execution: Execution
+    meta: dict[str, Any]
+    publish: OutboxRow
+    kind: ExecutionKind = ExecutionKind.EXECUTION
+
+
+_INSERT = (
+    "INSERT INTO executions (id, project_id, service_id, function_name, input, "
+    "status, status_log, attempts, max_attempts, trigger_id, resources, meta, "
+    "creator, created_at, updated_at, dedup_key, origin, event, kind) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, $12, $13, $13, "
+    "$14, $15, $16, $17)"
+)
+
+
+def _insert_args(new: NewExecution, cause: Cause | None) -> tuple[Any, ...]:
+    execution = new.execution
+    return (
+        execution.id,
+        execution.project_id,
+        execution.service_id,
+        execution.function_name,
+        execution.input,
+        execution.latest_status.status.value,
+        [entry_json(e) for e in execution.status_log],
+        execution.max_attempts,
+        execution.trigger_id,
+        [r.to_wire() for r in execution.resources],
+        new.meta,
+        execution.creator,
+        execution.created_at,
+        cause.key if cause else None,
+        cause.origin if cause else [],
+        cause.event if cause else None,
+        new.kind.value,
+    )
+
+
 class Ledger:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def create(
-        self,
-        execution: Execution,
-        meta: dict[str, Any],
-        publish: OutboxRow,
-        cause: Cause | None = None,
-        kind: ExecutionKind = ExecutionKind.EXECUTION,
-    ) -> int | None:
-        """Record the execution and its outbox row in one transaction; returns the row id.
-        With a `cause` whose key an execution already has, records nothing: None."""
+    async def create_many(self, news: list[NewExecution]) -> list[int]:
+        """Record executions and their outbox rows in one transaction (one statement each
+        for the executions and the rows); returns the outbox row ids, in order."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(_INSERT, [_insert_args(new, None) for new in news])
+            return await insert_outbox(conn, [new.publish for new in news])
+
+    async def create(self, new: NewExecution, cause: Cause) -> int | None:
+        """Record a trigger's execution and its outbox row in one transaction, unless an
+        execution already has the cause's key: then nothing, None. Returns the row id."""
         async with self.pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
-                "INSERT INTO executions (id, project_id, service_id, function_name, input, "
-                "status, status_log, attempts, max_attempts, trigger_id, resources, meta, "
-                "creator, created_at, updated_at, dedup_key, origin, event, kind) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, $12, $13, $13, "
-                "$14, $15, $16, $17) "
-                "ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id",
-                execution.id,
-                execution.project_id,
-                execution.service_id,
-                execution.function_name,
-                execution.input,
-                execution.latest_status.status.value,
-                [entry_json(e) for e in execution.status_log],
-                execution.max_attempts,
-                execution.trigger_id,
-                [r.to_wire() for r in execution.resources],
-                meta,
-                execution.creator,
-                execution.created_at,
-                cause.key if cause else None,
-                cause.origin if cause else [],
-                cause.event if cause else None,
-                kind.value,
+                _INSERT + " ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL "
+                "DO NOTHING RETURNING id",
+                *_insert_args(new, cause),
             )
             if inserted is None:
                 return None
-            (row_id,) = await insert_outbox(conn, [publish])
+            (row_id,) = await insert_outbox(conn, [new.publish])
             return row_id
 
     async def get(self, execution_id: str) -> Execution | None:
@@ -172,9 +204,26 @@ class Ledger:
         init_seconds: float | None = None,
         revision: int | None = None,
     ) -> int | ClaimState:
-        """Start the next attempt if the execution is queued; returns the attempt number,
-        or what the row looked like when it could not be claimed. `revision` is the service
-        revision the claiming replica runs (None if it did not say)."""
+        """`claim_many` of one execution."""
+        (result,) = await self.claim_many(
+            [execution_id], service_id, replica_id, lease, now, init_seconds, revision
+        )
+        return result
+
+    async def claim_many(
+        self,
+        execution_ids: list[str],
+        service_id: str,
+        replica_id: str,
+        lease: float,
+        now: datetime,
+        init_seconds: float | None = None,
+        revision: int | None = None,
+    ) -> list[int | ClaimState]:
+        """Start the next attempt of each execution that is queued, for one replica, in one
+        statement; per execution, the attempt number, or what the row looked like when it
+        could not be claimed. `revision` is the service revision the replica runs (None if
+        it did not say). An id given twice is claimed once (its second claim is refused)."""
         entry: dict[str, Any] = {
             "status": "in-progress",
             "timestamp": now.isoformat(),
@@ -182,18 +231,19 @@ class Ledger:
         }
         if revision is not None:
             entry["serviceRevision"] = revision
-        attempt = await self.pool.fetchval(
-            "UPDATE executions SET status = 'in-progress', attempts = attempts + 1, "
+        granted = await self.pool.fetch(
+            "UPDATE executions e SET status = 'in-progress', attempts = e.attempts + 1, "
             "replica_id = $3, lease_until = now() + make_interval(secs => $4), "
             "started_at = $5, finished_at = NULL, updated_at = $5, replica_init_seconds = $8, "
             "service_revision = $9, "
-            "status_log = status_log || jsonb_build_array($6::jsonb || "
-            "jsonb_build_object('attempt', attempts + 1)) "
-            "WHERE id = $1 AND service_id = $2 AND status = ANY($7::text[]) "
-            "AND attempts < max_attempts AND NOT to_terminate "
+            "status_log = e.status_log || jsonb_build_array($6::jsonb || "
+            "jsonb_build_object('attempt', e.attempts + 1)) "
+            "FROM (SELECT DISTINCT unnest($1::text[]) AS id) u "
+            "WHERE e.id = u.id AND e.service_id = $2 AND e.status = ANY($7::text[]) "
+            "AND e.attempts < e.max_attempts AND NOT e.to_terminate "
             "AND NOT EXISTS (SELECT 1 FROM services s WHERE s.id = $2 "
-            "AND (s.body->>'active')::boolean IS FALSE) RETURNING attempts",
-            execution_id,
+            "AND (s.body->>'active')::boolean IS FALSE) RETURNING e.id, e.attempts",
+            execution_ids,
             service_id,
             replica_id,
             lease,
@@ -203,58 +253,83 @@ class Ledger:
             init_seconds,
             revision,
         )
-        if attempt is not None:
-            return int(attempt)
-        row = await self.pool.fetchrow(
-            "SELECT e.status, e.attempts, e.max_attempts, e.to_terminate, "
+        attempts: dict[str, int] = {r["id"]: r["attempts"] for r in granted}
+        refused = [i for i in execution_ids if i not in attempts]
+        states = await self._claim_states(refused, service_id) if refused else {}
+        results: list[int | ClaimState] = []
+        for execution_id in execution_ids:
+            attempt = attempts.pop(execution_id, None)
+            if attempt is not None:
+                results.append(attempt)
+            elif execution_id in states:
+                results.append(states[execution_id])
+            else:  # the same id again: this batch just claimed it
+                results.append(ClaimState(True, ExecutionStatus.IN_PROGRESS))
+        return results
+
+    async def _claim_states(
+        self, execution_ids: list[str], service_id: str
+    ) -> dict[str, ClaimState]:
+        rows = await self.pool.fetch(
+            "SELECT e.id, e.status, e.attempts, e.max_attempts, e.to_terminate, "
             "COALESCE((s.body->>'active')::boolean, true) AS active "
             "FROM executions e LEFT JOIN services s ON s.id = e.service_id "
-            "WHERE e.id = $1 AND e.service_id = $2",
-            execution_id,
+            "WHERE e.id = ANY($1::text[]) AND e.service_id = $2",
+            execution_ids,
             service_id,
         )
-        if row is None:
-            return ClaimState(exists=False)
-        return ClaimState(
-            True,
-            ExecutionStatus(row["status"]),
-            row["attempts"],
-            row["max_attempts"],
-            row["to_terminate"],
-            paused=not row["active"],
-        )
-
-    async def finish(
-        self, report: ExecutionFinished, announce: Callable[[Execution], OutboxRow]
-    ) -> tuple[Execution, list[int], OutboxRow] | None:
-        """Apply a final report if it belongs to the running attempt; None if stale."""
-        entry = StatusEntry(
-            status=report.status,
-            timestamp=report.finished_at,
-            message=report.message,
-            replica_id=report.replica_id,
-            attempt=report.attempt,
-            error=report.error,
-            percent_complete=100 if report.status is ExecutionStatus.SUCCESS else None,
-        )
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "UPDATE executions SET status = $3, output = $4, finished_at = $5, "
-                "updated_at = $5, lease_until = NULL, status_log = status_log || $6::jsonb "
-                "WHERE id = $1 AND attempts = $2 AND status = 'in-progress' RETURNING *",
-                report.execution_id,
-                report.attempt,
-                report.status.value,
-                report.output,
-                report.finished_at,
-                [entry_json(entry)],
+        states = {
+            row["id"]: ClaimState(
+                True,
+                ExecutionStatus(row["status"]),
+                row["attempts"],
+                row["max_attempts"],
+                row["to_terminate"],
+                paused=not row["active"],
             )
-            if row is None:
-                return None
-            execution = to_execution(row)
-            event = announce(execution)
-            ids = await insert_outbox(conn, [event])
-            return execution, ids, event
+            for row in rows
+        }
+        for execution_id in execution_ids:
+            states.setdefault(execution_id, ClaimState(exists=False))
+        return states
+
+    async def finish(self, report: ExecutionFinished) -> Finished | None:
+        """Apply a final report if it belongs to the running attempt; None if stale."""
+        applied = await self.finish_many([report])
+        return applied[0] if applied else None
+
+    async def finish_many(self, reports: list[ExecutionFinished]) -> list[Finished]:
+        """Apply final reports (at most one per execution) in one statement, each only if it
+        belongs to the running attempt. Returns the executions it applied to (only what the
+        caller needs: the rows are not read back)."""
+        entries = [
+            StatusEntry(
+                status=r.status,
+                timestamp=r.finished_at,
+                message=r.message,
+                replica_id=r.replica_id,
+                attempt=r.attempt,
+                error=r.error,
+                percent_complete=100 if r.status is ExecutionStatus.SUCCESS else None,
+            )
+            for r in reports
+        ]
+        rows = await self.pool.fetch(
+            "UPDATE executions e SET status = u.status, output = u.output::jsonb, "
+            "finished_at = u.finished_at, updated_at = u.finished_at, lease_until = NULL, "
+            "status_log = e.status_log || u.entry::jsonb "
+            "FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], "
+            "$5::timestamptz[], $6::text[]) AS u(id, attempt, status, output, finished_at, "
+            "entry) WHERE e.id = u.id AND e.attempts = u.attempt "
+            "AND e.status = 'in-progress' RETURNING e.*",
+            [r.execution_id for r in reports],
+            [r.attempt for r in reports],
+            [r.status.value for r in reports],
+            [None if r.output is None else orjson.dumps(r.output).decode() for r in reports],
+            [r.finished_at for r in reports],
+            [orjson.dumps([entry_json(e)]).decode() for e in entries],
+        )
+        return [Finished(r["id"], r["service_id"], r["created_at"]) for r in rows]
 
     async def progress(self, report: ExecutionProgress) -> bool:
         entry = {

@@ -28,17 +28,22 @@ class LogStore:
         self.pool = pool
 
     async def append(self, batch: ExecutionLogs) -> None:
+        await self.append_many([batch])
+
+    async def append_many(self, batches: list[ExecutionLogs]) -> None:
+        """The lines of several reports, in order, in one statement."""
+        lines = [(b, line) for b in batches for line in b.lines]
         await self.pool.execute(
             "INSERT INTO execution_logs (execution_id, service_id, replica_id, attempt, stream, "
-            "line, at) SELECT $1, $2, $3, $4, * FROM unnest($5::text[], $6::text[], "
-            "$7::timestamptz[])",
-            batch.execution_id,
-            batch.service_id,
-            batch.replica_id,
-            batch.attempt,
-            [line.stream for line in batch.lines],
-            [line.line[:MAX_LINE] for line in batch.lines],
-            [line.at for line in batch.lines],
+            "line, at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], "
+            "$5::text[], $6::text[], $7::timestamptz[])",
+            [b.execution_id for b, _ in lines],
+            [b.service_id for b, _ in lines],
+            [b.replica_id for b, _ in lines],
+            [b.attempt for b, _ in lines],
+            [line.stream for _, line in lines],
+            [line.line[:MAX_LINE] for _, line in lines],
+            [line.at for _, line in lines],
         )
 
     async def page(

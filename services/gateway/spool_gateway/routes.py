@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import Field
 
-from spool_common.errors import FieldError, ValidationFailure
+from spool_common.errors import FieldError, ValidationFailure, raise_if_any
 from spool_common.models import (
     DEFAULT_FUNCTION_NAME,
     Execution,
@@ -40,6 +40,13 @@ class ExecutionCreate(WireModel):
     function_name: str = DEFAULT_FUNCTION_NAME
     input: dict[str, Any] = Field(default_factory=dict)
     project_id: str | None = None
+
+
+MAX_BATCH = 1000
+
+
+class ExecutionBatchCreate(WireModel):
+    executions: list[ExecutionCreate] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 # --- projects ------------------------------------------------------------------------------
@@ -86,6 +93,25 @@ async def create_execution(
     if body.project_id is not None and body.project_id != service.project_id:
         raise ValidationFailure(FieldError("projectId", "does not match the service's project"))
     return await gw.create_execution(service, body.function_name, body.input, who.subject)
+
+
+@router.post("/executions/{service_id}/batch", status_code=201, tags=["executions"])
+async def create_executions(
+    service_id: str, body: ExecutionBatchCreate, gw: GatewayDep, who: PrincipalDep
+) -> dict[str, Any]:
+    """Run up to 1000 calls of the service's functions in one request: all are accepted (201,
+    their ids in order) or, if any is invalid, none (400 naming `executions[i].<field>`)."""
+    require_admin(who)
+    service, _ = await service_of(gw, who, service_id)
+    wrong = [
+        FieldError(f"executions[{i}].projectId", "does not match the service's project")
+        for i, call in enumerate(body.executions)
+        if call.project_id is not None and call.project_id != service.project_id
+    ]
+    raise_if_any(wrong)
+    calls = [(call.function_name, call.input) for call in body.executions]
+    created = await gw.create_executions(service, calls, who.subject)
+    return {"count": len(created), "executionIds": [e.id for e in created]}
 
 
 @router.get("/executions", tags=["executions"])

@@ -44,7 +44,7 @@ def _conflict(trigger_id: str) -> ApiError:
 
 async def module_of(gw: Gateway, service: Service) -> PackageModule:
     """The module the service runs, in the package revision it pins."""
-    package = await gw.catalog.package(service.package_id, service.package_revision)
+    package = await gw.catalog.package_revision(service.package_id, service.package_revision)
     module = package.module(service.module_name) if package else None
     if module is None:  # a deployed service always has it; its package cannot be deleted
         raise ValidationFailure.of(SERVICE_FIELD, "the service's module cannot be found")

@@ -50,8 +50,9 @@ async def live(pool: asyncpg.Pool, bus: Bus, broker_cleanup: list[str]) -> Async
 
 
 @pytest.fixture
-async def published(bus: Bus) -> list[LoadSampled]:
-    """Every LoadSampled off a queue of the test's own bound to `load.sampled`."""
+async def published(bus: Bus, broker_cleanup: list[str]) -> list[LoadSampled]:
+    """Every LoadSampled off a queue of the test's own bound to `load.sampled` (removed after
+    the test)."""
     samples: list[LoadSampled] = []
     spec = QueueSpec(
         bus.topology.name("test.load"), (Binding(bus.topology.events, RoutingKey.LOAD_SAMPLED),)
@@ -63,6 +64,7 @@ async def published(bus: Bus) -> list[LoadSampled]:
         await delivery.settle(Disposition.ACK)
 
     await bus.consume(spec, collect, prefetch=10)
+    broker_cleanup.append(spec.name)
     return samples
 
 

@@ -20,7 +20,7 @@ from spool_common.models import (
 )
 from spool_gateway.catalog import Catalog
 from spool_gateway.deployments_store import ServiceStore
-from spool_gateway.ledger import Ledger, Lost
+from spool_gateway.ledger import Ledger, Lost, NewExecution
 from spool_gateway.lifecycle import ClaimState, plan_lost_attempt
 from spool_gateway.outbox import OutboxRow
 
@@ -60,7 +60,7 @@ async def _execution(ledger: Ledger, service: Service, execution_id: str = "e1")
         created_at=NOW,
         updated_at=NOW,
     )
-    await ledger.create(execution, {}, OutboxRow("ex", service.id, b"{}"))
+    await ledger.create_many([NewExecution(execution, {}, OutboxRow("ex", service.id, b"{}"))])
 
 
 def _finished(attempt: int, status: ExecutionStatus = ExecutionStatus.SUCCESS) -> ExecutionFinished:
@@ -73,10 +73,6 @@ def _finished(attempt: int, status: ExecutionStatus = ExecutionStatus.SUCCESS) -
         started_at=NOW,
         finished_at=NOW,
     )
-
-
-def _announce(execution: Execution) -> OutboxRow:
-    return OutboxRow("events", "execution.status", execution.id.encode())
 
 
 async def test_creating_an_execution_writes_its_outbox_row_in_the_same_transaction(
@@ -106,17 +102,61 @@ async def test_reports_are_fenced_by_attempt_and_applied_once(pool: asyncpg.Pool
     ledger = Ledger(pool)
     await _execution(ledger, await _service(pool, OnResetAction.FAILED, 3))
     assert await ledger.claim("e1", "s1", "r1", 30, NOW) == 1
-    assert await ledger.finish(_finished(attempt=2), _announce) is None  # not the running attempt
-    assert await ledger.finish(_finished(attempt=1), _announce) is not None
-    assert (
-        await ledger.finish(_finished(attempt=1, status=ExecutionStatus.FAILED), _announce) is None
-    )
+    assert await ledger.finish(_finished(attempt=2)) is None  # not the running attempt
+    assert await ledger.finish(_finished(attempt=1)) is not None
+    assert await ledger.finish(_finished(attempt=1, status=ExecutionStatus.FAILED)) is None
     execution = await ledger.get("e1")
     assert execution is not None
     assert [e.status for e in execution.status_log] == ["created", "in-progress", "success"]
     assert execution.output == "out"
     assert execution.attempts == 1
     assert isinstance(await ledger.claim("e1", "s1", "r2", 30, NOW), ClaimState)  # terminal
+
+
+async def test_a_batch_of_claims_is_judged_per_execution(pool: asyncpg.Pool) -> None:
+    """One statement for a replica's batch: each queued execution gets its first attempt, an
+    id given twice is granted once, an unknown id is gone, a finished one a duplicate."""
+    ledger = Ledger(pool)
+    service = await _service(pool, OnResetAction.FAILED, 3)
+    for execution_id in ("e1", "e2", "e3"):
+        await _execution(ledger, service, execution_id)
+    assert await ledger.claim("e3", "s1", "r0", 30, NOW) == 1
+    results = await ledger.claim_many(["e1", "e2", "e1", "nope", "e3"], "s1", "r1", 30, NOW)
+    assert results[:2] == [1, 1]
+    again, gone, running = results[2:]
+    assert isinstance(again, ClaimState)
+    assert again.status is ExecutionStatus.IN_PROGRESS
+    assert gone == ClaimState(exists=False)
+    assert isinstance(running, ClaimState)
+    assert running.status is ExecutionStatus.IN_PROGRESS
+    e1 = await ledger.get("e1")
+    assert e1 is not None
+    assert e1.attempts == 1
+    assert [e.status for e in e1.status_log] == ["created", "in-progress"]
+
+
+async def test_a_batch_of_final_reports_applies_only_the_running_attempts(
+    pool: asyncpg.Pool,
+) -> None:
+    ledger = Ledger(pool)
+    service = await _service(pool, OnResetAction.FAILED, 3)
+    for execution_id in ("e1", "e2", "e3"):
+        await _execution(ledger, service, execution_id)
+    await ledger.claim_many(["e1", "e2"], "s1", "r1", 30, NOW)  # e3 stays queued
+    reports = [
+        _finished(attempt=1).model_copy(update={"execution_id": "e1", "output": {"n": 1}}),
+        _finished(attempt=2).model_copy(update={"execution_id": "e2"}),  # not its attempt
+        _finished(attempt=1).model_copy(update={"execution_id": "e3"}),  # not running
+    ]
+    applied = await ledger.finish_many(reports)
+    assert [e.id for e in applied] == ["e1"]
+    e1 = await ledger.get("e1")
+    assert e1 is not None
+    assert e1.output == {"n": 1}
+    assert e1.latest_status.status is ExecutionStatus.SUCCESS
+    e2 = await ledger.get("e2")
+    assert e2 is not None
+    assert e2.latest_status.status is ExecutionStatus.IN_PROGRESS
 
 
 def _decide(lost: Lost) -> tuple[StatusEntry, bool]:
@@ -145,7 +185,7 @@ async def test_a_lost_attempt_is_rerun_until_attempts_run_out(pool: asyncpg.Pool
     assert rows == [OutboxRow("ex", "s1", b"e1")]
     assert len(ids) == 1
     assert await ledger.claim("e1", "s1", "r2", 30, NOW) == 2
-    assert await ledger.finish(_finished(attempt=1), _announce) is None  # the lost attempt is late
+    assert await ledger.finish(_finished(attempt=1)) is None  # the lost attempt is late
     await _expire(pool)
     count, rows, _ = await ledger.reap(_decide, _requeue)
     assert count == 1

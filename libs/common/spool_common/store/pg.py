@@ -44,6 +44,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pool connection released without asyncpg's reset query (`pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL`), a round trip on every release that cost the gateway a
+    quarter of its CPU under load. The stores keep no session state on pooled connections: no
+    LISTEN, no advisory locks, no cursors or SET outside a transaction (migrations, which take
+    an advisory lock, use a connection of their own). An open transaction is still rolled
+    back on release by asyncpg itself."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(
     dsn: str, schema: str, *, name: str, min_size: int = 1, max_size: int = 10
 ) -> asyncpg.Pool:
@@ -55,6 +67,7 @@ async def create_pool(
             min_size=min_size,
             max_size=max_size,
             init=_init_connection,
+            connection_class=PooledConnection,
             server_settings={"search_path": schema, "application_name": f"spool-{name}"},
         )
     except (OSError, asyncpg.PostgresError) as e:
