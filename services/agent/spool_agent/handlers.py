@@ -17,12 +17,13 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from spool_agent.outcomes import Attempt, Stop, finished, stopped
+from spool_agent.outcomes import Attempt, Stop, finished, stopped, terminated_before_start
 from spool_agent.protocol import DONE_LINE
 from spool_agent.reporting import REPORT_BACKOFF, Reporter, call_id_of, utcnow
 from spool_agent.runner_client import Runner, RunnerCrashed, RunnerInitError
 from spool_common.bus.amqp import Bus, BusError, Delivery
 from spool_common.bus.dispositions import Disposition
+from spool_common.coalesce import Coalescer
 from spool_common.logging import get_logger
 from spool_common.messages import (
     AgentCommand,
@@ -30,6 +31,7 @@ from spool_common.messages import (
     AttemptInterrupted,
     ClaimReply,
     ClaimRequest,
+    Claims,
     ClaimVerdict,
     ExecutionFinished,
     ExecutionRequested,
@@ -78,6 +80,8 @@ class Worker:
         self._reset_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(service.runtime.concurrency)
+        # Deliveries that arrive while a claim is in flight are claimed together, next.
+        self._claims: Coalescer[str, ClaimReply] = Coalescer(self._claim_batch)
 
     async def start(self) -> None:
         started = asyncio.get_running_loop().time()
@@ -128,27 +132,36 @@ class Worker:
             self.slots.release()
 
     async def _claim(self, message: ExecutionRequested) -> ClaimReply | None:
-        request = ClaimRequest(
-            execution_id=message.execution_id,
-            service_id=self.service.id,
-            replica_id=self.replica_id,
-            init_seconds=self.init_seconds,
-            revision=self.revision,
-        )
         failures = 0
         while not self.draining:
             try:
-                reply = await self.bus.request(
-                    self.bus.topology.agent, "claim", request, timeout=self.claim_timeout
-                )
+                return await self._claims.submit(message.execution_id)
             except BusError as e:
                 failures += 1
                 log.warning("claim_retry", execution_id=message.execution_id, error=str(e))
                 await asyncio.sleep(REPORT_BACKOFF.delay(failures, 0.0))
-                continue
-            if isinstance(reply, ClaimReply):
-                return reply
         return None
+
+    async def _claim_batch(self, execution_ids: list[str]) -> list[ClaimReply]:
+        """One request for several deliveries: a `ClaimRequest` for one, `Claims` for more."""
+        common = {
+            "service_id": self.service.id,
+            "replica_id": self.replica_id,
+            "init_seconds": self.init_seconds,
+            "revision": self.revision,
+        }
+        request: ClaimRequest | Claims
+        if len(execution_ids) == 1:
+            request = ClaimRequest(execution_id=execution_ids[0], **common)
+        else:
+            request = Claims(execution_ids=execution_ids, **common)
+        reply = await self.bus.request(
+            self.bus.topology.agent, "claim", request, timeout=self.claim_timeout
+        )
+        replies = [reply] if isinstance(reply, ClaimReply) else getattr(reply, "replies", [])
+        if [r.execution_id for r in replies] != execution_ids:
+            raise BusError(f"the claim was answered with {reply.type}, not its replies")
+        return replies
 
     # running -----------------------------------------------------------------------------
     async def _execute(self, message: ExecutionRequested, attempt: int) -> None:
@@ -175,6 +188,8 @@ class Worker:
     ) -> ExecutionFinished | AttemptInterrupted:
         runner = self.runner
         assert runner is not None
+        if self.stops.get(info.execution_id) is Stop.TERMINATE:  # terminated before it started
+            return terminated_before_start(info, self.service.run_execution_as_process, utcnow())
         call_id = call_id_of(info.execution_id, info.attempt)
         call = asyncio.ensure_future(
             runner.call(
@@ -262,6 +277,9 @@ class Worker:
         attempt = self.running.get(execution_id)
         runner = self.runner
         if attempt is None or runner is None:
+            # The gateway routes a terminate to the replica that claimed the execution, so it
+            # can arrive between the claim and the start of the call: it stops the call then.
+            self.stops[execution_id] = Stop.TERMINATE
             return
         call_id = call_id_of(execution_id, attempt)
         self.stops[execution_id] = Stop.TERMINATE

@@ -9,6 +9,8 @@ from enum import StrEnum
 from typing import Any
 
 from spool_agent.protocol import ErrorType
+from spool_agent.runner_process import KILLED_MESSAGE as PROCESS_KILLED_MESSAGE
+from spool_agent.runner_state import TERMINATION_MESSAGE
 from spool_common.messages import AttemptInterrupted, ExecutionFinished, InterruptReason
 from spool_common.models import ExecutionError, ExecutionStatus
 
@@ -54,6 +56,22 @@ def finished(
         output=output if ok else None,
         error=failure,
         message=failure.message if failure else None,
+        started_at=attempt.started_at,
+        finished_at=now,
+    )
+
+
+def terminated_before_start(attempt: Attempt, as_process: bool, now: datetime) -> ExecutionFinished:
+    """A call the user terminated between its claim and its start: it never runs, and ends
+    with the words the runner would have used had it started (process or thread mode)."""
+    message = PROCESS_KILLED_MESSAGE if as_process else TERMINATION_MESSAGE
+    return ExecutionFinished(
+        execution_id=attempt.execution_id,
+        attempt=attempt.attempt,
+        replica_id=attempt.replica_id,
+        status=ExecutionStatus.TERMINATED,
+        error=ExecutionError(type="Terminated", message=message),
+        message=message,
         started_at=attempt.started_at,
         finished_at=now,
     )

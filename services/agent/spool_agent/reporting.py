@@ -14,11 +14,24 @@ from spool_agent.progress import should_record
 from spool_common.backoff import BackoffPolicy
 from spool_common.bus.amqp import Bus, BusError
 from spool_common.logging import get_logger
-from spool_common.messages import ExecutionLogs, ExecutionProgress, LeaseRenewal, LogLine, Message
+from spool_common.messages import (
+    AnyReport,
+    AttemptInterrupted,
+    ExecutionFinished,
+    ExecutionLogs,
+    ExecutionProgress,
+    LeaseRenewal,
+    LogLine,
+    Message,
+    Reports,
+)
 
 log = get_logger(__name__)
 
 REPORT_BACKOFF = BackoffPolicy(initial=0.2, factor=2.0, maximum=5.0, jitter=0.0)
+REPORT_BATCH = 200  # reports in one `Reports` message at most
+MOMENT_TURNS = 12  # turns of the event loop a batch may wait for its moment to end
+MOMENT_STILL = 4  # turns without a new report that end it
 
 
 def utcnow() -> datetime:
@@ -40,7 +53,9 @@ class Reporter:
         self.service_id = service_id
         self.replica_id = replica_id
         self._recorded: dict[str, int] = {}
-        self._ordered: asyncio.Queue[tuple[Message, asyncio.Future[None] | None]] = asyncio.Queue()
+        self._ordered: asyncio.Queue[tuple[AnyReport, asyncio.Future[None] | None]] = (
+            asyncio.Queue()
+        )
         self._sender: asyncio.Task[None] | None = None
 
     async def send(self, message: Message) -> None:
@@ -55,20 +70,45 @@ class Reporter:
                 log.warning("report_retry", type=message.type, error=str(e))
                 await asyncio.sleep(REPORT_BACKOFF.delay(failures, 0.0))
 
-    def _enqueue(self, message: Message, sent: asyncio.Future[None] | None = None) -> None:
-        """Progress and logs go out in order, one at a time, without blocking the caller."""
+    def _enqueue(self, message: AnyReport, sent: asyncio.Future[None] | None = None) -> None:
+        """Progress, logs and final reports go out in order without blocking the caller: one
+        publish in flight at a time, and what piles up meanwhile goes as one `Reports`."""
         self._ordered.put_nowait((message, sent))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.get_running_loop().create_task(self._drain_ordered())
 
     async def _drain_ordered(self) -> None:
         while not self._ordered.empty():
-            message, sent = self._ordered.get_nowait()
-            await self.send(message)
-            if sent is not None and not sent.done():
-                sent.set_result(None)
+            await self._let_the_moment_finish()
+            batch = [self._ordered.get_nowait()]
+            while len(batch) < REPORT_BATCH and not self._ordered.empty():
+                batch.append(self._ordered.get_nowait())
+            reports = [message for message, _ in batch]
+            if len(reports) == 1:
+                await self.send(reports[0])
+            else:
+                await self.send(Reports(replica_id=self.replica_id, reports=reports))
+            for _, sent in batch:
+                if sent is not None and not sent.done():
+                    sent.set_result(None)
 
-    async def send_last(self, message: Message) -> None:
+    async def _let_the_moment_finish(self) -> None:
+        """Yield to the event loop until no report joined the queue for MOMENT_STILL turns (at most
+        MOMENT_TURNS): a call's last log lines and its result arrive in one read from the
+        runner, and its final report is queued a few turns after them, so without this the
+        final report would wait behind the confirm of its own logs. Turns, not time: this
+        costs microseconds when nothing else is coming."""
+        size, still = self._ordered.qsize(), 0
+        for _ in range(MOMENT_TURNS):
+            await asyncio.sleep(0)
+            if self._ordered.qsize() == size:
+                still += 1
+                if still == MOMENT_STILL:
+                    return
+            else:
+                size, still = self._ordered.qsize(), 0
+
+    async def send_last(self, message: ExecutionFinished | AttemptInterrupted) -> None:
         """Publish an attempt's final report behind the progress and logs it queued before,
         so the gateway never sees the end of an attempt before its last progress."""
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()

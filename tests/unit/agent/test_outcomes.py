@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from spool_agent.outcomes import KILLED_MESSAGE, Attempt, Stop, finished, stopped
+from spool_agent.outcomes import (
+    KILLED_MESSAGE,
+    Attempt,
+    Stop,
+    finished,
+    stopped,
+    terminated_before_start,
+)
 from spool_common.messages import AttemptInterrupted, ExecutionFinished, InterruptReason
 from spool_common.models import ExecutionStatus
 
@@ -85,3 +92,18 @@ def test_a_terminated_call_whose_runner_was_killed_ends_terminated_killed() -> N
     assert report.status is ExecutionStatus.TERMINATED
     assert report.message == KILLED_MESSAGE
     assert "killed" in KILLED_MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("as_process", "words"), [(True, "was killed"), (False, "received termination signal")]
+)
+def test_a_call_terminated_before_it_started_ends_as_the_runner_would_say(
+    as_process: bool, words: str
+) -> None:
+    report = terminated_before_start(ATTEMPT, as_process, AT)
+    assert report.status is ExecutionStatus.TERMINATED
+    assert report.attempt == 2
+    assert report.message is not None
+    assert words in report.message
+    assert report.error is not None
+    assert report.error.type == "Terminated"
