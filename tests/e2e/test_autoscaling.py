@@ -6,17 +6,16 @@ readable at GET /services/{id}/scaling."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 import pytest_asyncio
+from support import broker
 from support.ledger import SUCCESS, live_agents
 from support.platform import LocalPlatform, running_platform
 from support.runs import await_terminal, deployed, eventually, submit
@@ -56,22 +55,12 @@ def scaler(**extra: Any) -> dict[str, Any]:
 
 
 async def consumers(queue: str) -> int:
-    connection = await aio_pika.connect(AMQP_URL)
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return declared.declaration_result.consumer_count or 0
-    finally:
-        await connection.close()
+    return await broker.consumers(AMQP_URL, queue)
 
 
 async def await_consumers(queue: str, count: int, timeout: float = 60) -> float:
     """Seconds until the queue has `count` consumers."""
-    started = time.monotonic()
-    while await consumers(queue) < count:
-        assert time.monotonic() - started < timeout, f"{queue} never had {count} consumers"
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
+    return await broker.await_consumers(AMQP_URL, queue, count, timeout)
 
 
 async def decisions(client: httpx.AsyncClient, service_id: str) -> list[dict[str, Any]]:

@@ -271,6 +271,38 @@ async def test_invoke_answers_the_output_or_the_error(
     assert threads["id"] in curl
 
 
+async def test_a_batch_runs_every_call_or_refuses_them_all(
+    client: httpx.AsyncClient, threads: dict[str, Any]
+) -> None:
+    calls = [{"functionName": "sleep", "input": {"seconds": 0}} for _ in range(40)]
+    created = await client.post(f"/executions/{threads['id']}/batch", json={"executions": calls})
+    assert created.status_code == 201, created.text
+    ids = created.json()["executionIds"]
+    assert created.json()["count"] == 40 == len(set(ids))
+    ended = await asyncio.gather(*(wait(client, i) for i in ids))
+    assert {e["latestStatus"]["status"] for e in ended} == {"success"}
+    assert all(e["attempts"] == 1 for e in ended)
+
+    before = (
+        await client.get("/executions", params={"serviceId": threads["id"], "limit": 1000})
+    ).json()
+    bad = [calls[0], {"functionName": "nope"}, {"functionName": "sleep", "input": {"x": 1}}]
+    refused = await client.post(f"/executions/{threads['id']}/batch", json={"executions": bad})
+    assert refused.status_code == 400
+    fields = [d["field"] for d in refused.json()["details"]]
+    assert fields[0] == "executions[1].functionName"
+    assert any(f.startswith("executions[2].") for f in fields)
+    after = (
+        await client.get("/executions", params={"serviceId": threads["id"], "limit": 1000})
+    ).json()
+    assert len(after) == len(before)  # nothing of the refused batch was written
+
+    too_many = {"executions": [calls[0]] * 1001}
+    response = await client.post(f"/executions/{threads['id']}/batch", json=too_many)
+    assert response.status_code == 400
+    assert response.json()["details"][0]["field"] == "executions"
+
+
 async def test_an_output_over_4mb_fails_with_the_documented_message(
     client: httpx.AsyncClient, threads: dict[str, Any]
 ) -> None:

@@ -18,6 +18,7 @@ import aio_pika
 import httpx
 import pytest
 import pytest_asyncio
+from support.broker import await_consumers
 from support.ledger import SUCCESS, intervals, live_agents, read_events, statuses
 from support.platform import LocalPlatform, deploy, running_platform
 from support.runs import await_terminal, deployed, eventually, submit
@@ -165,18 +166,7 @@ async def test_t05_rolling_updates_under_load_lose_nothing_and_run_nothing_twice
 
 
 async def eventually_consumers(queue: str, count: int, timeout: float = 60) -> None:
-    connection = await aio_pika.connect(AMQP_URL)
-    try:
-        channel = await connection.channel()
-        deadline = time.monotonic() + timeout
-        while True:
-            declared = await channel.declare_queue(queue, passive=True)
-            if (declared.declaration_result.consumer_count or 0) >= count:
-                return
-            assert time.monotonic() < deadline, f"{queue} never had {count} consumers"
-            await asyncio.sleep(0.1)
-    finally:
-        await connection.close()
+    await await_consumers(AMQP_URL, queue, count, timeout)
 
 
 async def test_scale_in_drains_idle_replicas_first_and_never_kills_running_work(

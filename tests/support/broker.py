@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
+import time
 
 import aio_pika
 import aiormq
 
 from spool_common.bus.topology import Topology
+
+
+async def consumers(amqp_url: str, queue: str) -> int:
+    """How many consumers the queue has now (a passive declare)."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return declared.declaration_result.consumer_count or 0
+    finally:
+        await connection.close()
+
+
+async def await_consumers(amqp_url: str, queue: str, count: int, timeout: float = 60) -> float:
+    """Seconds until the queue has at least `count` consumers (AssertionError past timeout)."""
+    started = time.monotonic()
+    while await consumers(amqp_url, queue) < count:
+        assert time.monotonic() - started < timeout, f"{queue} never had {count} consumers"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
 
 
 def queues_with_prefix(prefix: str) -> list[str]:

@@ -149,22 +149,26 @@ class LocalPlatform:
 
 @contextlib.asynccontextmanager
 async def running_platform(
-    root: Path, extra_env: dict[str, str] | None = None
+    root: Path, extra_env: dict[str, str] | None = None, amqp_url: str | None = None
 ) -> AsyncIterator[LocalPlatform]:
     """A whole platform in a namespace of its own, on the shared servers; stopped and its
-    schemas, exchanges and queues removed on the way out."""
+    schemas, exchanges and queues removed on the way out. With `amqp_url` (a throwaway node
+    of the caller's, see support/rabbit_node.py), on that broker instead, which the caller
+    removes whole."""
     from support.broker import delete_namespace, queues_with_prefix
     from support.servers import AMQP_URL, DATABASE_URL
 
     namespace = f"e{uuid.uuid4().hex[:10]}"
-    platform = LocalPlatform(root, namespace, AMQP_URL, DATABASE_URL, extra_env=extra_env)
+    broker = amqp_url or AMQP_URL
+    platform = LocalPlatform(root, namespace, broker, DATABASE_URL, extra_env=extra_env)
     try:
         await platform.start()
         yield platform
     finally:
         await platform.stop()
-        queues = await asyncio.to_thread(queues_with_prefix, f"{namespace}.")
-        await delete_namespace(AMQP_URL, namespace, queues)
+        if amqp_url is None:
+            queues = await asyncio.to_thread(queues_with_prefix, f"{namespace}.")
+            await delete_namespace(AMQP_URL, namespace, queues)
 
 
 async def deploy(
