@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo up down status test lint format bench-latency bench-triggers images
+.PHONY: setup demo up down status test lint format bench bench-latency bench-triggers images
 
 setup:
 	@bash scripts/ensure-venv.sh
@@ -35,6 +35,19 @@ lint:
 format:
 	@.venv/bin/ruff format .
 	@.venv/bin/ruff check --fix .
+
+## Spool against Celery, Dramatiq and the raw pipeline, then latency, scale and autoscaling
+## (about 25 minutes on 2 cores; run on a quiet machine). Results: docs/benchmarks.md.
+bench: setup
+	@.venv/bin/python -m pip install -q -e '.[dev,bench]'
+	@$(PY) bench/compare.py --rounds 3
+	@$(PY) bench/spool_bench.py latency -n 1000
+	@$(PY) bench/peers.py celery-latency -n 1000
+	@$(PY) bench/peers.py raw-latency -n 1000
+	@$(PY) bench/spool_bench.py throughput -n 20000 --services 100
+	@$(PY) bench/spool_bench.py throughput -n 20000 --stored 1000000
+	@$(PY) bench/spool_bench.py autoscale -n 5
+	@$(PY) bench/trigger_matching.py --triggers 10000 --events 100000
 
 ## Create→success latency of the hello execution over 200 sequential runs (needs `make up`).
 bench-latency: setup
