@@ -26,12 +26,31 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
 }
 
+# RabbitMQ keeps about three file handles per quorum queue, and Spool has one queue per
+# service: with the usual 1024 open files a broker stalls (publishes stop being confirmed) at
+# around 300 services. RabbitMQ's production checklist asks for at least 65536.
+RABBITMQ_NOFILE=65536
+
 ensure_rabbitmq() {
-  answers 5672 && return 0
+  if answers 5672; then
+    warn_rabbitmq_nofile
+    return 0
+  fi
   command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
   echo "starting RabbitMQ" >&2
-  as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+  as_root bash -c "ulimit -n $RABBITMQ_NOFILE 2>/dev/null || ulimit -n \$(ulimit -Hn); \
+    exec rabbitmq-server -detached" >/dev/null 2>&1 || true
   wait_port 5672 RabbitMQ
+}
+
+warn_rabbitmq_nofile() {
+  local pid limit
+  pid=$(pgrep -f -o 'beam.*-s rabbit' 2>/dev/null) || return 0
+  limit=$(awk '/^Max open files/ {print $4}' "/proc/$pid/limits" 2>/dev/null) || return 0
+  if [ -n "$limit" ] && [ "$limit" != unlimited ] && [ "$limit" -lt "$RABBITMQ_NOFILE" ]; then
+    echo "warning: RabbitMQ runs with $limit open files; Spool needs ~3 per service." >&2
+    echo "  Restart it with 'ulimit -n $RABBITMQ_NOFILE' to deploy more than ~300 services." >&2
+  fi
 }
 
 ensure_postgres() {

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import pwd
+import resource
 import secrets
 import shutil
 import signal
@@ -34,6 +35,7 @@ SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 USER = "rabbitmq"
 CTL_TIMEOUT = 30.0  # seconds for one rabbitmqctl call
 STOP_TIMEOUT = 15.0  # seconds for the node to exit after `rabbitmqctl stop`
+OPEN_FILES = 65536  # RabbitMQ's production checklist
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_METHOD = 1  # the first byte of connection.start, the broker's answer to the header
 
@@ -167,7 +169,12 @@ async def _start(node: RabbitNode) -> asyncio.subprocess.Process:
         RABBITMQ_CONF_ENV_FILE=str(node.directory / "rabbitmq-env.conf"),
         HOME=str(node.directory / "home"),
     )
-    command = [SERVER] if os.geteuid() != 0 else ["runuser", "-u", USER, "--", SERVER]
+    # RabbitMQ keeps ~3 file handles per quorum queue: with the 1024 open files runuser's PAM
+    # session leaves it, a node stalls at a few hundred queues (publishes go unconfirmed).
+    raise_soft = f'ulimit -n {OPEN_FILES} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0"'
+    command = ["sh", "-c", raise_soft, SERVER]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", USER, "--", *command]
     with (node.directory / "stdout.log").open("ab") as out:
         return await asyncio.create_subprocess_exec(
             *command,
@@ -177,7 +184,17 @@ async def _start(node: RabbitNode) -> asyncio.subprocess.Process:
             stdout=out,
             stderr=out,
             start_new_session=True,  # its own process group, to kill it whole if need be
+            preexec_fn=_raise_hard_open_files,
         )
+
+
+def _raise_hard_open_files() -> None:
+    """Raise the hard open-files limit to OPEN_FILES where allowed (root with
+    CAP_SYS_RESOURCE); the node's shell then raises its soft limit as far as the hard one."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < OPEN_FILES:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
 
 
 async def _await_amqp(
@@ -232,6 +249,21 @@ async def _stop(node: RabbitNode, process: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
+    _kill_stragglers(node.directory)
+
+
+def _kill_stragglers(directory: Path) -> None:
+    """A node that hangs in its own shutdown outlives the script that started it (its group
+    leader): SIGKILL every process whose command line names the node's directory."""
+    marker = str(directory).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
 
 
 async def _run(command: list[str], what: str, timeout: float) -> tuple[int, str, str]:
