@@ -3,12 +3,13 @@ module may override `platform` (other settings); `client` and `ledgers` follow i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
+from support.ledger import ledger_directory
 from support.platform import LocalPlatform, running_platform
 
 
@@ -27,5 +28,7 @@ async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="module")
-def ledgers(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ledgers")
+def ledgers() -> Iterator[Path]:
+    """Where test functions record their runs (support/ledger.py)."""
+    with ledger_directory() as path:
+        yield path

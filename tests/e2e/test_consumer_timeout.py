@@ -39,6 +39,7 @@ from support.ledger import (
     Event,
     execution_problems,
     intervals,
+    ledger_directory,
     ledger_input,
     live_agents,
     read_events,
@@ -146,7 +147,11 @@ class SpoolRun:
 
 async def _spool_long_execution(amqp_url: str, database_url: str, root: Path) -> SpoolRun:
     platform = LocalPlatform(root / "platform", f"c{uuid.uuid4().hex[:10]}", amqp_url, database_url)
-    ledger = root / "ledger.jsonl"
+    with ledger_directory() as ledgers:
+        return await _run_long_execution(platform, ledgers / "ledger.jsonl")
+
+
+async def _run_long_execution(platform: LocalPlatform, ledger: Path) -> SpoolRun:
     try:
         await platform.start()
         async with platform.client() as client:

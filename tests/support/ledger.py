@@ -10,11 +10,14 @@ so a test can report every violation at once. `/proc` helpers stand in for psuti
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
+import shutil
+import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +107,25 @@ class Interval:
     end: float | None
 
 
+@contextlib.contextmanager
+def ledger_directory() -> Iterator[Path]:
+    """A directory for ledgers. User code runs under a uid of its own (the sandbox), which
+    cannot enter pytest's private temp directories: a sticky world-writable directory under
+    /tmp instead, like /tmp itself; removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="spool-ledgers-", dir="/tmp"))
+    path.chmod(0o1777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def ledger_input(path: Path, key: str, seconds: float) -> dict[str, Any]:
+    """The input of one run. The ledger is created here, writable by all: user code runs
+    under a uid per replica (the sandbox), and every replica appends to the same file."""
+    if not path.exists():
+        path.touch()
+        path.chmod(0o666)
     return {"ledger": str(path), "exec_key": key, "seconds": seconds}
 
 

@@ -61,6 +61,7 @@ class RunOptions:
     as_process: bool
     max_output_bytes: int
     protocol_fds: tuple[int, ...]
+    call_cpu_seconds: int | None = None
 
 
 class Dispatcher:
@@ -71,7 +72,11 @@ class Dispatcher:
         self._outbox = outbox
         self._options = options
         self._fork = ForkOptions(
-            options.max_output_bytes, options.protocol_fds, EXIT_PARENT_GONE, os.getpid()
+            options.max_output_bytes,
+            options.protocol_fds,
+            EXIT_PARENT_GONE,
+            os.getpid(),
+            options.call_cpu_seconds,
         )
         self._pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="spool-call")
         self._calls: dict[str, tuple[Future[None], CallState]] = {}
@@ -195,6 +200,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--init-params-json", default="{}")
     parser.add_argument("--process-mode", action="store_true", help="a forked child per call")
     parser.add_argument("--max-output-bytes", type=int, default=protocol.DEFAULT_MAX_OUTPUT_BYTES)
+    parser.add_argument("--call-cpu-seconds", type=int, help="RLIMIT_CPU of each call's process")
     return parser.parse_args(argv)
 
 
@@ -222,6 +228,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         as_process=args.process_mode,
         max_output_bytes=args.max_output_bytes,
         protocol_fds=(args.in_fd, args.out_fd),
+        call_cpu_seconds=args.call_cpu_seconds,
     )
     serve(args.in_fd, Dispatcher(instance, outbox, options), outbox)
 

@@ -25,6 +25,7 @@ import orjson
 from spool_agent import protocol
 from spool_agent.protocol import ErrorInfo, InitStage, Kind, LogLine, error_info
 from spool_agent.runner_spawn import connect_pipes, kill_group, kill_pgid, spawn
+from spool_agent.sandbox import RunnerSandbox
 from spool_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -118,20 +119,25 @@ class Runner:
         run_execution_as_process: bool = False,
         max_output_bytes: int = protocol.DEFAULT_MAX_OUTPUT_BYTES,
         on_log: LogCallback | None = None,
+        sandbox: RunnerSandbox | None = None,
     ) -> Runner:
         """Spawn the child and wait until it has built the class; RunnerInitError if it can't.
 
         `on_log(call_id, lines)` gets what each call prints and logs, in batches, all before
         its result; without it those lines are dropped. `__init__`'s output goes to `log_file`.
+        With `sandbox`, the child is confined first (`spool_agent.sandbox_exec`); if it cannot
+        be, RunnerInitError with type `SandboxError`.
         """
+        cpu = sandbox.plan.limits.call_cpu_seconds if sandbox is not None else None
         args = [
             *("--codebase", str(codebase), "--entry-point", entry_point),
             *("--class-name", class_name, "--concurrency", str(concurrency)),
             *("--init-params-json", orjson.dumps(init_params).decode()),
             *("--max-output-bytes", str(max_output_bytes)),
             *(["--process-mode"] if run_execution_as_process else []),
+            *(["--call-cpu-seconds", str(cpu)] if cpu is not None else []),
         ]
-        process, in_w, out_r = await spawn(args, env=env, log_file=log_file)
+        process, in_w, out_r = await spawn(args, env=env, log_file=log_file, sandbox=sandbox)
         runner = cls(process, on_progress, on_log, run_execution_as_process)
         try:
             runner._connect(*await connect_pipes(in_w, out_r, _PipeReader(runner)))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import resource
 import select
 import signal
 import sys
@@ -44,6 +45,7 @@ KILLED_MESSAGE = "Execution was killed: it received a termination signal"
 EXIT_CHILD_FAILED = 70
 _READ_SIZE = 256 * 1024
 _PR_SET_PDEATHSIG = 1
+_CPU_KILL_AFTER = 5  # seconds of CPU between SIGXCPU and SIGKILL
 # Resolved now, in the parent: the child must not go through the dynamic loader's locks.
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
@@ -54,6 +56,7 @@ class ForkOptions:
     close_in_child: tuple[int, ...]  # the runner's protocol fds
     exit_parent_gone: int
     runner_pid: int
+    cpu_seconds: int | None = None  # RLIMIT_CPU of the call's process (counted from its fork)
 
 
 def run_forked(
@@ -110,6 +113,9 @@ def _child(instance: Any, call: Call, write_fd: int, options: ForkOptions) -> No
             _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != options.runner_pid:  # the runner died before prctl took effect
             os._exit(options.exit_parent_gone)
+        if options.cpu_seconds is not None:  # SIGXCPU at the limit, SIGKILL a little later
+            limit = options.cpu_seconds
+            resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + _CPU_KILL_AFTER))
         for fd in options.close_in_child:
             with contextlib.suppress(OSError):
                 os.close(fd)

@@ -52,6 +52,10 @@ OPS_PORT: Final = 8081
 RUN_AS: Final = 10001  # the user of images/runner.Containerfile
 WORK_VOLUME: Final = "spool-work"
 WORK_DIR: Final = "/var/lib/spool"  # the agent's cwd: codebase, deps/, runner log
+# Scratch space on the read-only root: not /tmp, where the runner image keeps its wheels
+# (PIP_FIND_LINKS); Python's tempfile picks /var/tmp by itself when /tmp is not writable.
+TMP_VOLUME: Final = "spool-tmp"
+TMP_DIR: Final = "/var/tmp"  # noqa: S108 (an emptyDir of the pod, not a shared dir)
 DRAIN_MARGIN: Final = 30  # seconds past drainTime before the kubelet kills the agent
 
 _MAX_NAME: Final = 63
@@ -209,6 +213,7 @@ def _pod_spec(spec: DeploymentSpec, settings: KubernetesSettings) -> Manifest:
         "containers": [_container(spec, settings)],
         "volumes": [
             {"name": WORK_VOLUME, "emptyDir": {}},
+            {"name": TMP_VOLUME, "emptyDir": {}},
             *(_volume(v) for v in _checked_volumes(runtime.volumes)),
         ],
         **_placement(spec.service, settings),
@@ -236,9 +241,12 @@ def _container(spec: DeploymentSpec, settings: KubernetesSettings) -> Manifest:
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
+            "privileged": False,
+            "readOnlyRootFilesystem": True,  # writable: the work dir and TMP_DIR only
         },
         "volumeMounts": [
             {"name": WORK_VOLUME, "mountPath": WORK_DIR},
+            {"name": TMP_VOLUME, "mountPath": TMP_DIR},
             *(_mount(v) for v in runtime.volumes),
         ],
     }
@@ -337,10 +345,12 @@ def _probes() -> Manifest:
 
 def _checked_volumes(volumes: list[VolumeSpec]) -> list[VolumeSpec]:
     for i, volume in enumerate(volumes):
-        if volume.name == WORK_VOLUME:
+        if volume.name in (WORK_VOLUME, TMP_VOLUME):
             raise ValidationFailure.of(f"runtime.volumes[{i}].name", "is reserved for Spool")
-        if volume.mount_path.rstrip("/") == WORK_DIR:
-            raise ValidationFailure.of(f"runtime.volumes[{i}].mountPath", "is Spool's work dir")
+        if volume.mount_path.rstrip("/") in (WORK_DIR, TMP_DIR):
+            raise ValidationFailure.of(
+                f"runtime.volumes[{i}].mountPath", "is Spool's work dir or scratch space"
+            )
     return volumes
 
 

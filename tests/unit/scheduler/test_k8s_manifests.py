@@ -244,6 +244,12 @@ def test_every_deployment_runs_the_agent_safely(case: str) -> None:
     assert pod["securityContext"]["runAsUser"] == 10001
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["privileged"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    scratch = "/var/tmp"  # noqa: S108 (the pod's own emptyDir)
+    assert {"/var/lib/spool", scratch} <= writable  # the work dir and scratch space
     assert pod["automountServiceAccountToken"] is False
     assert pod["enableServiceLinks"] is False
     assert {"SPOOL_AGENT_TOKEN", "SPOOL_DATABASE_URL", "SPOOL_ADMIN_TOKEN"}.isdisjoint(_env(doc))
@@ -447,8 +453,11 @@ def test_explicit_requests_and_limits_replace_the_pod_type(case: str, expected: 
 
 # --- volumes ---------------------------------------------------------------------------------
 
-WORK = {"name": "spool-work", "emptyDir": {}}
-WORK_MOUNT = {"name": "spool-work", "mountPath": "/var/lib/spool"}
+WORK = [{"name": "spool-work", "emptyDir": {}}, {"name": "spool-tmp", "emptyDir": {}}]
+WORK_MOUNT = [
+    {"name": "spool-work", "mountPath": "/var/lib/spool"},
+    {"name": "spool-tmp", "mountPath": "/var/tmp"},  # noqa: S108 (an emptyDir)
+]
 
 
 @pytest.mark.parametrize(
@@ -483,14 +492,14 @@ WORK_MOUNT = {"name": "spool-work", "mountPath": "/var/lib/spool"}
 )
 def test_volumes_and_mounts(case: str, volumes: list[Doc], mounts: list[Doc]) -> None:
     doc = CASES[case]
-    assert _pod(doc)["volumes"] == [WORK, *volumes]
-    assert _container(doc)["volumeMounts"] == [WORK_MOUNT, *mounts]
+    assert _pod(doc)["volumes"] == [*WORK, *volumes]
+    assert _container(doc)["volumeMounts"] == [*WORK_MOUNT, *mounts]
     assert _container(doc)["workingDir"] == "/var/lib/spool"
 
 
 def test_only_the_work_dir_without_volumes() -> None:
-    assert _pod(CASES["defaults"])["volumes"] == [WORK]
-    assert len(_pod(CASES["volumes-all-kinds"])["volumes"]) == 4
+    assert _pod(CASES["defaults"])["volumes"] == WORK
+    assert len(_pod(CASES["volumes-all-kinds"])["volumes"]) == 5
 
 
 @pytest.mark.parametrize(
@@ -498,6 +507,8 @@ def test_only_the_work_dir_without_volumes() -> None:
     [
         (_volume("spool-work", "pvc", "c", "/data"), "runtime.volumes[0].name"),
         (_volume("data", "pvc", "c", "/var/lib/spool/"), "runtime.volumes[0].mountPath"),
+        (_volume("spool-tmp", "pvc", "c", "/data"), "runtime.volumes[0].name"),
+        (_volume("data", "pvc", "c", "/var/tmp"), "runtime.volumes[0].mountPath"),  # noqa: S108
     ],
 )
 def test_a_volume_may_not_take_spools_work_dir(volume: Doc, field: str) -> None:
