@@ -9,23 +9,11 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
-from support.platform import LocalPlatform, deploy
+from support.platform import HELLO, LocalPlatform, deploy
 
 from spool_common.archive import build_archive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
-
-HELLO = {
-    "main.py": b"class ServiceRunner:\n    def run(self, name):\n        return 'hello ' + name\n",
-    "package.json": orjson.dumps(
-        {
-            "name": "hello",
-            "modules": [
-                {"functions": [{"name": "run", "input": [{"name": "name", "type": "String"}]}]}
-            ],
-        }
-    ),
-}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

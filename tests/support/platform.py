@@ -4,6 +4,7 @@ schemas, its own gateway port and state directory. Used by the end-to-end tests.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import signal
@@ -15,11 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from spool_common.archive import build_archive
 from spool_common.store.pg import drop_schema
 
 SERVICES = ("gateway", "scheduler", "autoscaler", "trigger-engine")
+
+# A package of one module whose `run(name)` answers "hello <name>".
+HELLO = {
+    "main.py": b"class ServiceRunner:\n    def run(self, name):\n        return 'hello ' + name\n",
+    "package.json": orjson.dumps(
+        {
+            "name": "hello",
+            "modules": [
+                {"functions": [{"name": "run", "input": [{"name": "name", "type": "String"}]}]}
+            ],
+        }
+    ),
+}
 
 
 def free_port() -> int:
@@ -43,6 +58,8 @@ class LocalPlatform:
         self.url = f"http://127.0.0.1:{free_port()}"
         self.token = f"spu_test_{namespace}"
         self.state_dir = root / "state"
+        # The key project secrets are sealed with; only the gateway is given it.
+        self.secrets_key = base64.b64encode(os.urandom(32)).decode()
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.env = {
             **{k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ},
@@ -78,6 +95,7 @@ class LocalPlatform:
             env["SPOOL_STATE_DIR"] = str(self._state_of(key))
         if name == "gateway":
             env["SPOOL_PORT"] = self.url.rsplit(":", 1)[1]
+            env.setdefault("SPOOL_SECRETS_KEY", self.secrets_key)
         module = "spool_" + name.replace("-", "_")
         with (self.root / "logs" / f"{key}.log").open("ab") as log:
             self.processes[key] = await asyncio.create_subprocess_exec(

@@ -18,6 +18,7 @@ from spool_gateway.core import Gateway, hash_token
 from spool_gateway.deployments_store import ServiceStore
 from spool_gateway.handlers import Handlers
 from spool_gateway.ledger import Ledger
+from spool_gateway.limits import H11_HEAD_BYTES
 from spool_gateway.load_sampler import LoadSampler
 from spool_gateway.outbox import OutboxRelay
 from spool_gateway.settings import GatewaySettings
@@ -77,6 +78,9 @@ async def _serve(gateway: Gateway, stop: asyncio.Event) -> None:
         # Longer than clients keep idle connections (httpx: 5 s), so a client never reuses a
         # connection the server is closing at that moment (uvicorn's default is 5 s too).
         timeout_keep_alive=75,
+        # A request head past this is refused by h11 itself (400); below it, limits.py
+        # answers 431 for headers over `max_header_bytes`.
+        h11_max_incomplete_event_size=max(H11_HEAD_BYTES, 2 * settings.max_header_bytes),
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve())

@@ -169,6 +169,18 @@ class Ledger:
             (row_id,) = await insert_outbox(conn, [new.publish])
             return row_id
 
+    async def count_waiting(self, service_id: str, limit: int) -> int:
+        """Executions of the service created or rerun and not yet claimed, counted up to
+        `limit` (through the partial index on open executions)."""
+        count: int = await self.pool.fetchval(
+            "SELECT count(*) FROM (SELECT 1 FROM executions WHERE service_id = $1 "
+            "AND status = ANY($2::text[]) LIMIT $3) w",
+            service_id,
+            _CLAIMABLE,
+            limit,
+        )
+        return count
+
     async def get(self, execution_id: str) -> Execution | None:
         row = await self.pool.fetchrow("SELECT * FROM executions WHERE id = $1", execution_id)
         return to_execution(row) if row else None
