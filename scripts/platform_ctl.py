@@ -9,6 +9,7 @@ State lives in .spool/: pids/, logs/, admin-token (created once, mode 0600).
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import signal
@@ -38,6 +39,20 @@ def admin_token() -> str:
         STATE.mkdir(parents=True, exist_ok=True)
         path.write_text("spu_" + secrets.token_urlsafe(32) + "\n")
         path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def secrets_key() -> str:
+    """SPOOL_SECRETS_KEY if set, else the key in .spool/secrets-key (32 random bytes, base64,
+    created once, mode 0600): the gateway encrypts project secrets with it. Losing it loses
+    the secrets stored with it."""
+    if key := os.environ.get("SPOOL_SECRETS_KEY"):
+        return key
+    path = STATE / "secrets-key"
+    if not path.exists():
+        STATE.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
     return path.read_text().strip()
 
 
@@ -84,9 +99,11 @@ def wait_healthy(timeout: float = 60.0) -> None:
 
 def up() -> None:
     env = {**os.environ, "SPOOL_ADMIN_TOKEN": admin_token(), "SPOOL_STATE_DIR": str(STATE)}
+    env.pop("SPOOL_SECRETS_KEY", None)
     for name in SERVICES:
         if _pid(name) is None:
-            _start(name, env)
+            # Only the gateway holds the secrets key.
+            _start(name, {**env, "SPOOL_SECRETS_KEY": secrets_key()} if name == "gateway" else env)
     wait_healthy()
     print(f"Spool is running at {gateway_url()} (stop it with: make down)", file=sys.stderr)
 

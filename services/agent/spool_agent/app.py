@@ -19,12 +19,14 @@ from spool_agent.protocol import InitStage
 from spool_agent.reporting import Reporter
 from spool_agent.requirements import RequirementsError, install
 from spool_agent.runner_client import Runner, RunnerInitError
+from spool_agent.runner_spawn import host, make_undumpable
+from spool_agent.sandbox import RunnerSandbox, plan_for
 from spool_agent.settings import AgentSettings
 from spool_common.archive import ArchiveLimits, extract_archive
 from spool_common.bus.amqp import Bus, BusError, Subscription
 from spool_common.bus.topology import Topology
 from spool_common.exit_codes import AgentExit
-from spool_common.logging import get_logger
+from spool_common.logging import get_logger, redact
 from spool_common.messages import (
     CredentialReply,
     CredentialRequest,
@@ -38,8 +40,11 @@ log = get_logger(__name__)
 RUNNER_LOG = "runner.log"  # user code's output outside calls; forwarded to the service's logs
 
 
-async def _prepare(boot: Bootstrap) -> Callable[[Reporter], Awaitable[Runner]]:
+async def _prepare(
+    boot: Bootstrap, settings: AgentSettings
+) -> Callable[[Reporter], Awaitable[Runner]]:
     """Extract the code and install its requirements once; return how to start a runner."""
+    redact(boot.secrets.values())  # user code's errors are logged here too: never a secret
     codebase = Path.cwd() / "codebase"
     shutil.rmtree(codebase, ignore_errors=True)
     extract_archive(boot.codebase, codebase, ArchiveLimits())
@@ -53,11 +58,16 @@ async def _prepare(boot: Bootstrap) -> Callable[[Reporter], Awaitable[Runner]]:
             },
             InitStage.CODEBASE,
         )
-    env = runner_environment(os.environ, boot.service.runtime.env)
+    # Secrets after the service's env (a secret wins); SPOOL_* never reach user code.
+    env = runner_environment(os.environ, {**boot.service.runtime.env, **boot.secrets})
     if boot.package.requirements:
         deps = Path.cwd() / "deps"
         await install(boot.package.requirements, deps)
         env["PYTHONPATH"] = str(deps)
+
+    reads = (str(Path.cwd() / "deps"),) if boot.package.requirements else ()
+    plan = plan_for(boot.service, settings.replica_id, settings.sandbox(), host())
+    sandbox = RunnerSandbox(plan, str(codebase), reads)
 
     async def start(reporter: Reporter) -> Runner:
         return await Runner.start(
@@ -71,6 +81,7 @@ async def _prepare(boot: Bootstrap) -> Callable[[Reporter], Awaitable[Runner]]:
             on_log=reporter.on_log,
             run_execution_as_process=boot.service.run_execution_as_process,
             log_file=Path.cwd() / RUNNER_LOG,
+            sandbox=sandbox,
         )
 
     return start
@@ -117,6 +128,7 @@ class Readiness:
 
 
 async def main(stop: asyncio.Event, settings: AgentSettings) -> int:
+    make_undumpable()  # user code must not read our environment or ptrace us (T26)
     readiness = Readiness()
     async with ops_from_settings(settings, ready=readiness):
         return await _run(stop, settings, readiness)
@@ -149,7 +161,7 @@ async def _run(stop: asyncio.Event, settings: AgentSettings, readiness: Readines
     await bus.connect()
     try:
         boot = await fetch_bootstrap(settings.gateway_url, await _credential(bus, settings))
-        start_runner = await _prepare(boot)
+        start_runner = await _prepare(boot, settings)
     except BootstrapRefused as e:
         log.error("unauthorized", error=str(e))
         await bus.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -26,6 +26,9 @@ class Bootstrap:
     package: Package
     revision: int
     codebase: bytes
+    # The service's secrets, opened: they go to the user code's environment and nowhere else
+    # (not in its repr either, so no log line or error showing a Bootstrap carries them).
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 async def fetch_bootstrap(base_url: str, token: str, *, timeout: float = 30.0) -> Bootstrap:
@@ -51,4 +54,17 @@ async def fetch_bootstrap(base_url: str, token: str, *, timeout: float = 30.0) -
         package=package,
         revision=int(body["revision"]),
         codebase=code.content,
+        secrets=_secrets(body.get("secrets")),
     )
+
+
+def _secrets(value: object) -> dict[str, str]:
+    """The bootstrap's `secrets` (absent from older gateways). A malformed one is refused
+    without repeating it."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise BootstrapError("the gateway sent malformed secrets")
+    return dict(value)
