@@ -82,6 +82,7 @@ class ClaimVerdict(StrEnum):
     GONE = "gone"  # no such execution (or wrong service): drop the delivery
     EXHAUSTED = "exhausted"  # attempts used up: the gateway failed it; drop the delivery
     PAUSED = "paused"  # the service is paused: give the delivery back and stop consuming
+    UNAUTHORIZED = "unauthorized"  # the service's bot may not run it: failed; drop the delivery
 
 
 class ClaimReply(Message):

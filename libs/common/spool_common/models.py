@@ -349,6 +349,7 @@ class Service(WireModel):
     integrations: list[dict[str, Any]] = Field(default_factory=list)
     active: bool = True
     bot_user_name: str | None = None
+    bot_id: str | None = None  # the project bot the service runs as (None: admin-deployed)
     use_user_jwt: bool = False
     versions: dict[str, Any] | None = None
     driver_id: str | None = None

@@ -77,6 +77,11 @@ class Authenticator:
         self._lookup = lookup
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
 
+    def forget(self, *digests: bytes) -> None:
+        """Revoked here: effective at once in this process (other gateways: within the TTL)."""
+        for digest in digests:
+            self._cache.pop(digest, None)
+
     async def __call__(self, request: Request) -> Principal:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -119,10 +124,14 @@ PrincipalDep = Annotated[Principal, Depends(principal_of)]
 
 def create_app(gateway: Gateway) -> FastAPI:
     from spool_gateway.execution_routes import router as executions
+    from spool_gateway.identity_routes import router as identity
+    from spool_gateway.limits import install_limits
     from spool_gateway.load_routes import router as load
     from spool_gateway.notification_routes import router as notifications
+    from spool_gateway.openapi_errors import document_errors
     from spool_gateway.package_routes import router as packages
     from spool_gateway.routes import router
+    from spool_gateway.secret_routes import router as secrets
     from spool_gateway.service_routes import router as services
     from spool_gateway.trigger_routes import router as triggers
 
@@ -134,8 +143,12 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     app.state.authenticate = Authenticator(gateway.catalog.principal)
     install_error_handlers(app)
+    install_limits(app, gateway.settings)  # limits.py: 413, 400 (depth), 431, Retry-After
+    document_errors(app)  # openapi_errors.py: the error answers in /openapi.json
     for routes in (executions, router, packages, services, notifications, triggers, load):
         app.include_router(routes, prefix=API_PREFIX)
+    app.include_router(secrets, prefix=API_PREFIX)
+    app.include_router(identity, prefix=API_PREFIX)
 
     @app.get("/livez", include_in_schema=False)
     async def livez() -> JSONResponse:

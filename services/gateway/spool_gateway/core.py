@@ -34,6 +34,7 @@ from spool_gateway.catalog import Catalog
 from spool_gateway.control_store import ControlStore
 from spool_gateway.deployments import Deployments
 from spool_gateway.deployments_store import ServiceStore
+from spool_gateway.identity_store import IdentityStore
 from spool_gateway.inputs import ValidatedInput, validate_input
 from spool_gateway.ledger import Cause, Ledger, Lost, NewExecution
 from spool_gateway.lifecycle import (
@@ -46,6 +47,7 @@ from spool_gateway.logs_store import LogStore
 from spool_gateway.notifications_store import NotificationStore
 from spool_gateway.outbox import OutboxRelay, OutboxRow
 from spool_gateway.query_log_store import QueryLogStore
+from spool_gateway.quotas import Quotas
 from spool_gateway.scaling_store import ScalingStore
 from spool_gateway.settings import GatewaySettings
 from spool_gateway.triggers_store import TriggerStore
@@ -85,10 +87,12 @@ class Gateway:
         self.triggers = TriggerStore(self.ledger.pool)
         self.scaling = ScalingStore(self.ledger.pool)
         self.query_log = QueryLogStore(self.ledger.pool)
+        self.identity = IdentityStore(self.ledger.pool)
         self.deployments = Deployments(
             self.catalog, self.services, self.bus, self.relay, self.clock
         )
         self._creates = Coalescer(self.ledger.create_many, max_batch=1000)
+        self.quotas = Quotas(self.settings, self.ledger.count_waiting)
 
     # outbox rows -----------------------------------------------------------------------
     def _request_row(self, msg: ExecutionRequested) -> OutboxRow:
@@ -120,6 +124,7 @@ class Gateway:
         """Several executions of one service: all valid and recorded, or none (a
         ValidationFailure naming each bad one as `executions[i].<field>`)."""
         many = len(calls) > 1
+        self.quotas.take(service.project_id, len(calls))
         prepared: list[NewExecution] = []
         errors: list[FieldError] = []
         for i, (function_name, raw_input) in enumerate(calls):
@@ -134,6 +139,7 @@ class Gateway:
                     raise
                 errors.extend(FieldError(f"executions[{i}].{f.field}", f.reason) for f in e.errors)
         raise_if_any(errors)
+        await self.quotas.admit(service.id, len(prepared))
         ids = await self._creates.submit_many(prepared)
         self.relay.hand_over([p.publish for p in prepared], ids)
         return [p.execution.model_copy(update=meta_fields(p.meta)) for p in prepared]
@@ -173,7 +179,7 @@ class Gateway:
             raise ValidationFailure(
                 FieldError("functionName", f"no function '{function_name}' in {known or '-'}")
             )
-        checked = validate_input(function, raw_input)
+        checked = validate_input(function, raw_input, max_bytes=self.settings.max_input_bytes)
         execution = self._new_execution(service, function_name, checked, creator, trigger_id)
         meta = {
             "serviceName": service.name,

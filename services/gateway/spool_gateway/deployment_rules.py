@@ -70,6 +70,9 @@ class ServiceSpec(WireModel):
     secrets: list[str] = Field(default_factory=list)
     integrations: list[dict[str, Any]] = Field(default_factory=list)
     bot_user_name: str | None = None
+    bot_id: str | None = Field(
+        default=None, max_length=64, description="the project bot the service runs as"
+    )
     use_user_jwt: bool = False
     versions: dict[str, Any] | None = None
     driver_id: str | None = None

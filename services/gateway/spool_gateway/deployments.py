@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from spool_common.bus.amqp import Bus
-from spool_common.errors import FieldError, ValidationFailure
+from spool_common.errors import FieldError, ValidationFailure, raise_if_any
 from spool_common.messages import ServiceChange, ServiceChanged, encode
 from spool_common.models import ExecutionStatus, Package, Service, StatusEntry, Trigger
 from spool_gateway.catalog import Catalog
@@ -25,8 +25,12 @@ from spool_gateway.deployment_rules import (
 )
 from spool_gateway.deployments_store import ServiceRevision, ServiceStore
 from spool_gateway.http_errors import ApiError, not_found
+from spool_gateway.identity import Role, allows
+from spool_gateway.identity_store import IdentityStore
 from spool_gateway.lifecycle import entry_json
 from spool_gateway.outbox import OutboxRelay, OutboxRow
+from spool_gateway.secret_rules import missing_secrets
+from spool_gateway.secrets_store import SecretStore
 from spool_gateway.triggers_store import TriggerChange, changed_row
 
 
@@ -69,6 +73,31 @@ class Deployments:
         assert pinned is not None
         return pinned, revision
 
+    async def _check_secrets(self, spec: ServiceSpec) -> None:
+        """Every name in `secrets` is a secret of the service's project (400 `secrets[i]`).
+        A secret deleted between this check and the write fails the replica's bootstrap."""
+        if spec.secrets:
+            names = await SecretStore(self.catalog.pool).names(spec.project_id)
+            raise_if_any(missing_secrets(spec.secrets, names))
+
+    async def _check_bot(self, spec: ServiceSpec) -> None:
+        """A service's bot is a bot that is a Developer or Owner of the service's project
+        (400 `botId`); its executions fail if it stops being one (bot_ops.py)."""
+        if spec.bot_id is None:
+            return
+        identity = IdentityStore(self.catalog.pool)
+        if await identity.member_kind(spec.bot_id) != "bot":
+            raise ValidationFailure(FieldError("botId", f"no bot '{spec.bot_id}'"))
+        role = await identity.role(spec.project_id, spec.bot_id)
+        if not allows(role, Role.DEVELOPER):
+            raise ValidationFailure(
+                FieldError(
+                    "botId",
+                    f"the bot is {role or 'not a member'} in the project; "
+                    "a service's bot must be a developer or owner",
+                )
+            )
+
     async def deploy(self, body: dict[str, Any], who: str) -> tuple[Service, bool]:
         """Create the service, or update the one with the same project and name."""
         spec = parse_spec(body)
@@ -78,6 +107,8 @@ class Deployments:
         if existing:
             return await self.update(existing[0].id, body, who), False
         package, revision = await self._package_at(spec)
+        await self._check_secrets(spec)
+        await self._check_bot(spec)
         service = build_service(
             spec,
             package,
@@ -109,6 +140,8 @@ class Deployments:
         self, current: Service, revision: int, spec: ServiceSpec, who: str, force: bool
     ) -> Service:
         package, pinned = await self._package_at(spec)
+        await self._check_secrets(spec)
+        await self._check_bot(spec)
         service = build_service(
             spec,
             package,

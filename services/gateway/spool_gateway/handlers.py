@@ -28,6 +28,7 @@ from spool_common.messages import (
     TriggerFired,
 )
 from spool_common.store.pg import TRANSIENT_ERRORS
+from spool_gateway.bot_ops import BotGuard
 from spool_gateway.core import Gateway
 from spool_gateway.event_ops import fire
 from spool_gateway.execution_ops import interrupted
@@ -46,6 +47,7 @@ class Handlers:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self._executions = KeyedLocks()
+        self._bots = BotGuard(gateway)
 
     def settling(self, work: Work) -> Callable[[Delivery], Awaitable[None]]:
         async def handler(delivery: Delivery) -> None:
@@ -60,7 +62,7 @@ class Handlers:
         if not isinstance(message, ClaimRequest | Claims):
             return Outcome.UNDECODABLE
         try:
-            answer = await self.gateway.claim_many(message)
+            answer = await self._bots.claim(message)
             for reply in answer.replies:
                 if reply.verdict is not ClaimVerdict.GRANTED:
                     log.info(

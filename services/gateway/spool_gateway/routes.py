@@ -17,9 +17,9 @@ from spool_common.models import (
     WireModel,
 )
 from spool_gateway.access import (
+    authorize,
     execution_of,
     package_of,
-    project_of,
     require_admin,
     service_of,
 )
@@ -27,7 +27,9 @@ from spool_gateway.api import GatewayDep, PrincipalDep
 from spool_gateway.catalog import Principal
 from spool_gateway.core import Gateway, new_id
 from spool_gateway.http_errors import ApiError
+from spool_gateway.identity import Role
 from spool_gateway.ledger import ExecutionQuery
+from spool_gateway.secret_routes import values_for
 
 router = APIRouter()
 
@@ -54,7 +56,9 @@ class ExecutionBatchCreate(WireModel):
 
 @router.post("/projects", status_code=201, tags=["projects"])
 async def create_project(body: ProjectCreate, gw: GatewayDep, who: PrincipalDep) -> Project:
-    require_admin(who)
+    """Admins and users create projects; a user becomes the new project's owner."""
+    if not (who.is_admin or who.kind == "user"):
+        raise ApiError(403, "forbidden", "projects are created with a user's or admin token")
     project = Project(id=new_id(), name=body.name, creator=who.subject, created_at=gw.clock())
     if not await gw.catalog.create_project(project):
         raise ApiError(
@@ -63,6 +67,8 @@ async def create_project(body: ProjectCreate, gw: GatewayDep, who: PrincipalDep)
             f"a project named '{body.name}' exists",
             (FieldError("name", "already taken"),),
         )
+    if who.kind == "user":
+        await gw.identity.set_member(project.id, who.subject, "user", Role.OWNER, who.subject)
     return project
 
 
@@ -70,14 +76,17 @@ async def create_project(body: ProjectCreate, gw: GatewayDep, who: PrincipalDep)
 async def list_projects(
     gw: GatewayDep, who: PrincipalDep, name: str | None = None
 ) -> list[Project]:
-    require_admin(who)
-    return await gw.catalog.projects(name)
+    """Every project for an admin; the projects one is a member of for users and bots."""
+    projects = await gw.catalog.projects(name)
+    if who.is_admin:
+        return projects
+    mine = await gw.identity.projects_of(who.subject) if who.kind in ("user", "bot") else set()
+    return [p for p in projects if p.id in mine]
 
 
 @router.get("/projects/{project_id}", tags=["projects"])
 async def get_project(project_id: str, gw: GatewayDep, who: PrincipalDep) -> Project:
-    require_admin(who)
-    return await project_of(gw, project_id)
+    return await authorize(gw, who, project_id, Role.VIEWER)
 
 
 # --- executions ----------------------------------------------------------------------------
@@ -174,9 +183,15 @@ async def await_end(gw: Gateway, who: Principal, execution_id: str, timeout: flo
 
 @router.get("/agent/bootstrap", include_in_schema=False)
 async def agent_bootstrap(gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
-    """What an agent needs to start: its service and the package revision it pins."""
+    """What an agent needs to start: its service, the package revision it pins and the
+    opened values of its secrets (this answer is the only way out of a secret's value)."""
     if who.service_id is None:
         raise ApiError(403, "forbidden", "only agents bootstrap")
     service, revision = await service_of(gw, who, who.service_id)
     package = await package_of(gw, who, service.package_id, service.package_revision)
-    return {"service": service.to_wire(), "package": package.to_wire(), "revision": revision}
+    return {
+        "service": service.to_wire(),
+        "package": package.to_wire(),
+        "revision": revision,
+        "secrets": await values_for(gw, service),
+    }

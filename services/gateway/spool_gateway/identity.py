@@ -1,0 +1,32 @@
+"""Pure: roles in a project, what each may do, and new bearer tokens.
+
+A project member is a user or a bot with one role. Roles are ordered: an Owner may do what a
+Developer may, a Developer what a Viewer may. Viewers read; Developers push packages, deploy
+services and triggers, run executions and manage bots; Owners also manage members.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+
+TOKEN_PREFIX = "spl_"  # noqa: S105 - a public prefix, not a secret
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    DEVELOPER = "developer"
+    VIEWER = "viewer"
+
+
+_RANK = {Role.VIEWER: 0, Role.DEVELOPER: 1, Role.OWNER: 2}
+
+
+def allows(role: Role | None, needed: Role) -> bool:
+    """Whether a member with `role` (None: not a member) may do what needs `needed`."""
+    return role is not None and _RANK[role] >= _RANK[needed]
+
+
+def new_token() -> str:
+    """A bearer token: 256 random bits, URL-safe, with a prefix that secret scanners know."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -1,0 +1,92 @@
+"""A service runs as a project bot: deploying names a bot that is a Developer of the project
+(400 `botId` otherwise); while it stays one, claims are granted; demoted or deleted, the next
+claim fails the execution with an AuthorizationError and notifies the service once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from support.gateway_live import Live, live_gateway
+
+from spool_common.bus.amqp import Bus
+from spool_common.messages import ClaimRequest, ClaimVerdict
+from spool_gateway import bot_ops
+from spool_gateway.bot_ops import BotGuard
+
+
+@pytest.fixture
+async def live(
+    pool: asyncpg.Pool, bus: Bus, broker_cleanup: list[str], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Live]:
+    monkeypatch.setattr(bot_ops, "CHECK_SECONDS", 0.0)  # every claim looks again
+    async with live_gateway(pool, bus) as harness:
+        yield harness
+
+
+async def _ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json() if response.content else None
+
+
+async def _execution(live: Live, service_id: str) -> str:
+    created = await _ok(await live.api.post(f"/executions/{service_id}", json={}), 201)
+    return str(created["id"])
+
+
+async def test_a_service_runs_only_while_its_bot_is_a_developer(live: Live) -> None:
+    project_id, package_id = await live.package()
+    api = live.api
+    bot = await _ok(await api.post(f"/projects/{project_id}/bots", json={"name": "svc"}), 201)
+    viewer = await _ok(
+        await api.post(f"/projects/{project_id}/bots", json={"name": "ro", "role": "viewer"}),
+        201,
+    )
+    body = {"name": "svc", "projectId": project_id, "packageId": package_id}
+    for bad, why in ((viewer["id"], "viewer"), ("nobody", "no bot")):
+        refused = await api.post("/services", json={**body, "botId": bad})
+        assert refused.status_code == 400, refused.text
+        detail = refused.json()["details"][0]
+        assert detail["field"] == "botId"
+        assert why in detail["reason"]
+
+    service = await _ok(await api.post("/services", json={**body, "botId": bot["id"]}), 201)
+    live.queues.append(live.gw.bus.topology.service_queue(service["id"]).name)
+    assert service["botId"] == bot["id"]
+    guard = BotGuard(live.gw)
+
+    first = await _execution(live, service["id"])
+    claim = ClaimRequest(execution_id=first, service_id=service["id"], replica_id="r")
+    assert (await guard.claim(claim)).replies[0].verdict is ClaimVerdict.GRANTED
+
+    await _ok(await api.put(f"/projects/{project_id}/members/{bot['id']}", json={"role": "viewer"}))
+    second = await _execution(live, service["id"])
+    claim = ClaimRequest(execution_id=second, service_id=service["id"], replica_id="r")
+    assert (await guard.claim(claim)).replies[0].verdict is ClaimVerdict.UNAUTHORIZED
+    failed = await _ok(await api.get(f"/executions/{second}"))
+    assert failed["latestStatus"]["status"] == "failed"
+    assert failed["latestStatus"]["error"]["type"] == "AuthorizationError"
+    assert bot["id"] in failed["latestStatus"]["message"]
+
+    # Deleted bots are refused too; the notification is recorded once per revision and bot.
+    await _ok(await api.delete(f"/projects/{project_id}/bots/{bot['id']}"), 204)
+    third = await _execution(live, service["id"])
+    claim = ClaimRequest(execution_id=third, service_id=service["id"], replica_id="r")
+    assert (await guard.claim(claim)).replies[0].verdict is ClaimVerdict.UNAUTHORIZED
+    notes = await _ok(await api.get(f"/services/{service['id']}/notifications"))
+    items = notes["items"] if isinstance(notes, dict) else notes
+    kinds = [n["type"] for n in items]
+    assert kinds.count("AuthorizationError") == 1
+
+
+async def test_a_service_without_a_bot_is_not_checked(live: Live) -> None:
+    project_id, package_id = await live.package()
+    body = {"name": "legacy", "projectId": project_id, "packageId": package_id}
+    service = await _ok(await live.api.post("/services", json=body), 201)
+    live.queues.append(live.gw.bus.topology.service_queue(service["id"]).name)
+    assert service["botId"] is None
+    execution = await _execution(live, service["id"])
+    claim = ClaimRequest(execution_id=execution, service_id=service["id"], replica_id="r")
+    assert (await BotGuard(live.gw).claim(claim)).replies[0].verdict is ClaimVerdict.GRANTED
