@@ -29,14 +29,9 @@ async def authorize(
 ) -> Project:
     """The project, if `who` may do what needs `needed` there. Not a member: 404, the same
     answer as for a project that does not exist; a member without the role: 403."""
-    role = await role_in(gw, who, project_id)
-    project = await gw.catalog.project(project_id) if role is not None else None
-    if project is None:
+    project = await gw.catalog.project(project_id)
+    if project is None or not await _may(gw, who, project_id, needed):
         raise not_found("project", field, project_id)
-    if not allows(role, needed):
-        raise ApiError(
-            403, "forbidden", f"this needs the role {needed.value} in the project (you: {role})"
-        )
     return project
 
 

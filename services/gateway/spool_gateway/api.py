@@ -18,18 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from spool_common.errors import FieldError, ValidationFailure, from_pydantic
 from spool_gateway.catalog import Principal
 from spool_gateway.core import Gateway, hash_token
-from spool_gateway.http_errors import ApiError
+from spool_gateway.http_errors import ApiError, error_body
 
 API_PREFIX = "/api/v1"
 _CACHE_SECONDS = 5.0
-
-
-def _body(code: str, message: str, details: tuple[FieldError, ...]) -> dict[str, Any]:
-    return {
-        "error": code,
-        "message": message,
-        "details": [{"field": d.field, "reason": d.reason} for d in details],
-    }
 
 
 class _OneError:
@@ -53,17 +45,19 @@ def _field_error(error: Any) -> FieldError:
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        body = error_body(exc.code, exc.message, exc.details)
+        return JSONResponse(body, status_code=exc.status, headers=headers)
 
     async def invalid(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ValidationFailure)
-        return JSONResponse(_body("invalid_request", str(exc), exc.errors), status_code=400)
+        return JSONResponse(error_body("invalid_request", str(exc), exc.errors), status_code=400)
 
     async def request_invalid(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         details = tuple(_field_error(e) for e in exc.errors())
         message = "; ".join(f"{d.field}: {d.reason}" for d in details)
-        return JSONResponse(_body("invalid_request", message, details), status_code=400)
+        return JSONResponse(error_body("invalid_request", message, details), status_code=400)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(ValidationFailure, invalid)
@@ -143,7 +137,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     app.state.authenticate = Authenticator(gateway.catalog.principal)
     install_error_handlers(app)
-    install_limits(app, gateway.settings)  # limits.py: 413, 400 (depth), 431, Retry-After
+    install_limits(app, gateway.settings)  # limits.py: 413, 400 (depth, NUL), 431
     document_errors(app)  # openapi_errors.py: the error answers in /openapi.json
     for routes in (executions, router, packages, services, notifications, triggers, load):
         app.include_router(routes, prefix=API_PREFIX)

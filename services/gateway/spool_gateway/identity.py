@@ -8,6 +8,7 @@ services and triggers, run executions and manage bots; Owners also manage member
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from enum import StrEnum
 
 TOKEN_PREFIX = "spl_"  # noqa: S105 - a public prefix, not a secret
@@ -25,6 +26,12 @@ _RANK = {Role.VIEWER: 0, Role.DEVELOPER: 1, Role.OWNER: 2}
 def allows(role: Role | None, needed: Role) -> bool:
     """Whether a member with `role` (None: not a member) may do what needs `needed`."""
     return role is not None and _RANK[role] >= _RANK[needed]
+
+
+def leaves_no_owner(owners: Collection[str], member_id: str, role: Role | None) -> bool:
+    """Whether giving `member_id` the role `role` (None: removing it) would leave a project
+    whose owners are `owners` without one. A project always keeps an owner."""
+    return role is not Role.OWNER and set(owners) == {member_id}
 
 
 def new_token() -> str:

@@ -20,7 +20,7 @@ from spool_gateway.api import GatewayDep, PrincipalDep
 from spool_gateway.catalog import Principal
 from spool_gateway.core import Gateway, hash_token, new_id
 from spool_gateway.http_errors import ApiError, not_found
-from spool_gateway.identity import Role, new_token
+from spool_gateway.identity import Role, leaves_no_owner, new_token
 from spool_gateway.identity_store import Bot, Member, TokenInfo, User
 
 router = APIRouter()
@@ -179,7 +179,7 @@ async def remove_member(
 
 
 async def _keep_an_owner(gw: Gateway, project_id: str, member_id: str, role: Role) -> None:
-    if await gw.identity.demotes_last_owner(project_id, member_id, role):
+    if leaves_no_owner(await gw.identity.owners(project_id), member_id, role):
         raise _last_owner(member_id)
 
 

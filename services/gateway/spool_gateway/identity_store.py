@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from spool_common.models_base import WireModel
-from spool_gateway.identity import Role
+from spool_gateway.identity import Role, leaves_no_owner
 
 
 class User(WireModel):
@@ -172,15 +172,23 @@ class IdentityStore:
         )
         return [_member(r) for r in rows]
 
+    async def owners(self, project_id: str) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT member_id FROM project_members WHERE project_id = $1 AND role = 'owner'",
+            project_id,
+        )
+        return [r["member_id"] for r in rows]
+
     async def remove_member(self, project_id: str, member_id: str) -> bool | None:
-        """True when removed, False when not a member, None when it is the last owner."""
+        """True when removed, False when not a member, None when it is the last owner (the
+        owners are locked while deciding, so two removals cannot both pass)."""
         async with self.pool.acquire() as conn, conn.transaction():
             owners = await conn.fetch(
                 "SELECT member_id FROM project_members WHERE project_id = $1 AND role = 'owner' "
                 "FOR UPDATE",
                 project_id,
             )
-            if [r["member_id"] for r in owners] == [member_id]:
+            if leaves_no_owner([r["member_id"] for r in owners], member_id, None):
                 return None
             status = await conn.execute(
                 "DELETE FROM project_members WHERE project_id = $1 AND member_id = $2",
@@ -188,15 +196,6 @@ class IdentityStore:
                 member_id,
             )
         return bool(status.endswith(" 1"))
-
-    async def demotes_last_owner(self, project_id: str, member_id: str, role: Role) -> bool:
-        if role is Role.OWNER:
-            return False
-        owners = await self.pool.fetch(
-            "SELECT member_id FROM project_members WHERE project_id = $1 AND role = 'owner'",
-            project_id,
-        )
-        return [r["member_id"] for r in owners] == [member_id]
 
     # bots ----------------------------------------------------------------------------
     async def create_bot(self, bot: Bot, role: Role) -> bool:

@@ -20,11 +20,11 @@ from itertools import accumulate
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spool_gateway.quotas import Refused
+from spool_common.errors import FieldError
+from spool_gateway.http_errors import error_body
 from spool_gateway.settings import GatewaySettings
 
 MIB = 1024 * 1024
@@ -61,10 +61,7 @@ class Answer:
 
 
 def error(status: int, code: str, field: str, reason: str) -> Answer:
-    message = f"{field} {reason}"
-    return Answer(
-        status, {"error": code, "message": message, "details": [{"field": field, "reason": reason}]}
-    )
+    return Answer(status, error_body(code, f"{field} {reason}", (FieldError(field, reason),)))
 
 
 def json_depth(body: bytes) -> int:
@@ -227,15 +224,5 @@ class RequestLimitsMiddleware:
 
 
 def install_limits(app: FastAPI, settings: GatewaySettings) -> None:
-    """The request limits in front of every route, and the `Retry-After` answer of a request
-    refused by the quotas (quotas.py)."""
-
-    async def refused(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, Refused)
-        details = [{"field": d.field, "reason": d.reason} for d in exc.details]
-        body = {"error": exc.code, "message": exc.message, "details": details}
-        headers = {"Retry-After": str(exc.retry_after)}
-        return JSONResponse(body, status_code=exc.status, headers=headers)
-
+    """The request limits in front of every route."""
     app.add_middleware(RequestLimitsMiddleware, limits=RequestLimits.of(settings))
-    app.add_exception_handler(Refused, refused)

@@ -24,11 +24,12 @@ COUNT_MAX_AGE = 1.0  # seconds a queue length read from the ledger is trusted
 class Refused(ApiError):
     """A request that may succeed later: answered with `Retry-After: <seconds>`."""
 
+    retry_after: int
+
     def __init__(
         self, status: int, code: str, message: str, field: FieldError, retry_after: int
     ) -> None:
-        super().__init__(status, code, message, (field,))
-        self.retry_after = retry_after
+        super().__init__(status, code, message, (field,), retry_after)
 
 
 class Quotas:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spool_gateway.identity import TOKEN_PREFIX, Role, allows, new_token
+from spool_gateway.identity import TOKEN_PREFIX, Role, allows, leaves_no_owner, new_token
 
 ORDER = [None, Role.VIEWER, Role.DEVELOPER, Role.OWNER]
 
@@ -21,3 +21,23 @@ def test_tokens_are_prefixed_random_and_long() -> None:
     for token in tokens:
         assert token.startswith(TOKEN_PREFIX)
         assert len(token) - len(TOKEN_PREFIX) >= 43  # 32 random bytes, base64url
+
+
+@pytest.mark.parametrize(
+    ("owners", "member", "role", "leaves"),
+    [
+        (["a"], "a", None, True),  # the last owner leaves
+        (["a"], "a", Role.VIEWER, True),  # ... or is demoted
+        (["a"], "a", Role.DEVELOPER, True),
+        (["a"], "a", Role.OWNER, False),  # stays owner
+        (["a", "b"], "a", None, False),  # another owner remains
+        (["a", "b"], "a", Role.VIEWER, False),
+        (["a"], "b", None, False),  # someone else leaves
+        (["a"], "b", Role.VIEWER, False),
+        ([], "b", None, False),  # an admin-made project without owners stays so
+    ],
+)
+def test_a_project_always_keeps_an_owner(
+    owners: list[str], member: str, role: Role | None, leaves: bool
+) -> None:
+    assert leaves_no_owner(owners, member, role) is leaves
