@@ -3,7 +3,7 @@ see answer the same 404, so ids of other tenants' objects reveal nothing."""
 
 from __future__ import annotations
 
-from spool_common.models import Execution, Package, Project, Service
+from spool_common.models import Execution, Package, Project, Service, Trigger
 from spool_gateway.catalog import Principal
 from spool_gateway.core import Gateway
 from spool_gateway.http_errors import ApiError, not_found
@@ -33,6 +33,20 @@ async def authorize(
     if project is None or not await _may(gw, who, project_id, needed):
         raise not_found("project", field, project_id)
     return project
+
+
+async def projects_visible(gw: Gateway, who: Principal, project_id: str | None) -> list[str] | None:
+    """Which projects a list may draw from: `project_id` alone if given (404 unless `who` may
+    read it), otherwise every project for an admin (None) and the caller's own projects for
+    users and bots. Agents list nothing."""
+    if project_id is not None:
+        await authorize(gw, who, project_id, Role.VIEWER)
+        return [project_id]
+    if who.is_admin:
+        return None
+    if who.kind in ("user", "bot"):
+        return sorted(await gw.identity.projects_of(who.subject))
+    return []
 
 
 async def project_of(gw: Gateway, project_id: str, field: str = "projectId") -> Project:
@@ -88,6 +102,19 @@ async def execution_of(
     ):
         raise not_found("execution", "executionId", execution_id)
     return execution
+
+
+async def trigger_of(
+    gw: Gateway, who: Principal, trigger_id: str, need: Role = Role.VIEWER
+) -> tuple[Trigger, int]:
+    """The trigger and its revision, for members of its project with `need`. Agents see only
+    their own service's triggers."""
+    found = await gw.triggers.get(trigger_id)
+    if found is None or not await _may(
+        gw, who, found[0].project_id, need, found[0].spec.operation.service_id
+    ):
+        raise not_found("trigger", "triggerId", trigger_id)
+    return found
 
 
 async def _may(

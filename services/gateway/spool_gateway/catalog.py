@@ -3,11 +3,13 @@ revisions. Services live in `deployments_store`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
 from spool_common.models import Package, Project
+from spool_gateway.identity import Role
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,29 @@ class Catalog:
         return Principal(row["kind"], row["subject"], row["service_id"]) if row else None
 
     # projects ------------------------------------------------------------------------
-    async def create_project(self, project: Project) -> bool:
-        status = await self.pool.execute(
-            "INSERT INTO projects (id, name, creator, created_at) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (name) DO NOTHING",
-            project.id,
-            project.name,
-            project.creator,
-            project.created_at,
-        )
-        return bool(status.endswith(" 1"))
+    async def create_project(self, project: Project, owner: str | None = None) -> bool:
+        """Insert the project and, in the same transaction, make the user `owner` its Owner;
+        False when the name is taken."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "INSERT INTO projects (id, name, creator, created_at) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (name) DO NOTHING",
+                project.id,
+                project.name,
+                project.creator,
+                project.created_at,
+            )
+            if status.endswith(" 0"):
+                return False
+            if owner is not None:
+                await conn.execute(
+                    "INSERT INTO project_members (project_id, member_id, member_kind, role, "
+                    "added_by) VALUES ($1, $2, 'user', $3, $2)",
+                    project.id,
+                    owner,
+                    Role.OWNER.value,
+                )
+        return True
 
     async def project(self, project_id: str) -> Project | None:
         row = await self.pool.fetchrow("SELECT * FROM projects WHERE id = $1", project_id)
@@ -152,11 +167,12 @@ class Catalog:
         )
         return [Package.model_validate(r["body"]) for r in rows]
 
-    async def packages(self, project_id: str | None, name: str | None) -> list[Package]:
+    async def packages(self, projects: Sequence[str] | None, name: str | None) -> list[Package]:
+        """The packages of `projects` (None: every project), of one name if given."""
         rows = await self.pool.fetch(
-            "SELECT body FROM packages WHERE ($1::text IS NULL OR project_id = $1) "
+            "SELECT body FROM packages WHERE ($1::text[] IS NULL OR project_id = ANY($1)) "
             "AND ($2::text IS NULL OR name = $2) ORDER BY created_at",
-            project_id,
+            projects,
             name,
         )
         return [Package.model_validate(r["body"]) for r in rows]

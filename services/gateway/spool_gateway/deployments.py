@@ -26,12 +26,14 @@ from spool_gateway.deployment_rules import (
 from spool_gateway.deployments_store import ServiceRevision, ServiceStore
 from spool_gateway.http_errors import ApiError, not_found
 from spool_gateway.identity import Role, allows
-from spool_gateway.identity_store import IdentityStore
+from spool_gateway.identity_store import Bot, IdentityStore
 from spool_gateway.lifecycle import entry_json
 from spool_gateway.outbox import OutboxRelay, OutboxRow
 from spool_gateway.secret_rules import missing_secrets
 from spool_gateway.secrets_store import SecretStore
 from spool_gateway.triggers_store import TriggerChange, changed_row
+
+DEFAULT_BOT = "default-bot"
 
 
 def _conflict(service_id: str) -> ApiError:
@@ -80,12 +82,14 @@ class Deployments:
             names = await SecretStore(self.catalog.pool).names(spec.project_id)
             raise_if_any(missing_secrets(spec.secrets, names))
 
-    async def _check_bot(self, spec: ServiceSpec) -> None:
-        """A service's bot is a bot that is a Developer or Owner of the service's project
-        (400 `botId`); its executions fail if it stops being one (bot_ops.py)."""
-        if spec.bot_id is None:
-            return
+    async def _with_bot(self, spec: ServiceSpec, who: str) -> ServiceSpec:
+        """The spec with the bot the service runs as: `botId` if sent, which must be a bot
+        that is a Developer or Owner of the service's project (400 `botId`); otherwise the
+        project's first bot, created (a Developer named `default-bot`) if it has none. Its
+        executions fail if the bot stops being a Developer (bot_ops.py)."""
         identity = IdentityStore(self.catalog.pool)
+        if spec.bot_id is None:
+            return spec.model_copy(update={"bot_id": await self._default_bot(spec, who)})
         if await identity.member_kind(spec.bot_id) != "bot":
             raise ValidationFailure(FieldError("botId", f"no bot '{spec.bot_id}'"))
         role = await identity.role(spec.project_id, spec.bot_id)
@@ -97,18 +101,35 @@ class Deployments:
                     "a service's bot must be a developer or owner",
                 )
             )
+        return spec
+
+    async def _default_bot(self, spec: ServiceSpec, who: str) -> str:
+        identity = IdentityStore(self.catalog.pool)
+        bots = await identity.bots(spec.project_id)
+        if not bots:
+            bot = Bot(
+                id=uuid.uuid4().hex,
+                project_id=spec.project_id,
+                name=DEFAULT_BOT,
+                created_by=who,
+                created_at=self.clock(),
+            )
+            # False when a concurrent deploy created it first: read again either way.
+            await identity.create_bot(bot, Role.DEVELOPER)
+            bots = await identity.bots(spec.project_id)
+        return bots[0].id
 
     async def deploy(self, body: dict[str, Any], who: str) -> tuple[Service, bool]:
         """Create the service, or update the one with the same project and name."""
         spec = parse_spec(body)
         if await self.catalog.project(spec.project_id) is None:
             raise not_found("project", "projectId", spec.project_id)
-        existing = await self.services.find(spec.project_id, spec.name)
+        existing = await self.services.find([spec.project_id], spec.name)
         if existing:
             return await self.update(existing[0].id, body, who), False
         package, revision = await self._package_at(spec)
         await self._check_secrets(spec)
-        await self._check_bot(spec)
+        spec = await self._with_bot(spec, who)
         service = build_service(
             spec,
             package,
@@ -141,7 +162,7 @@ class Deployments:
     ) -> Service:
         package, pinned = await self._package_at(spec)
         await self._check_secrets(spec)
-        await self._check_bot(spec)
+        spec = await self._with_bot(spec, who)
         service = build_service(
             spec,
             package,

@@ -4,6 +4,7 @@ triggers, each with its own event)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -65,12 +66,13 @@ class ServiceStore:
         )
         return (Service.model_validate(row["body"]), row["revision"]) if row else None
 
-    async def find(self, project_id: str | None, name: str | None) -> list[Service]:
+    async def find(self, projects: Sequence[str] | None, name: str | None) -> list[Service]:
+        """Live services of `projects` (None: every project), of one name if given."""
         rows = await self.pool.fetch(
             "SELECT body FROM services WHERE deleted_at IS NULL "
-            "AND ($1::text IS NULL OR project_id = $1) AND ($2::text IS NULL OR name = $2) "
+            "AND ($1::text[] IS NULL OR project_id = ANY($1)) AND ($2::text IS NULL OR name = $2) "
             "ORDER BY created_at",
-            project_id,
+            projects,
             name,
         )
         return [Service.model_validate(r["body"]) for r in rows]

@@ -12,11 +12,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from spool_common.errors import FieldError, ValidationFailure
 from spool_common.models import Execution, WireModel
-from spool_gateway.access import execution_of, require_admin, service_of
+from spool_gateway.access import execution_of, service_of
 from spool_gateway.api import API_PREFIX, GatewayDep, PrincipalDep
 from spool_gateway.execution_ops import rerun, rerun_many, terminate
 from spool_gateway.http_errors import ApiError, not_found
+from spool_gateway.identity import Role
 from spool_gateway.lifecycle import ExecutionKind
 from spool_gateway.routes import ExecutionCreate, await_end
 
@@ -26,7 +28,8 @@ DONE_LINE = "[Done] Executing function."
 
 
 class RerunQuery(WireModel):
-    """Which finished executions to rerun; every given key must match."""
+    """Which finished executions to rerun; every given key must match. Tokens other than the
+    admin's name the service."""
 
     service_id: str | None = None
     status: str | None = None
@@ -36,7 +39,7 @@ class RerunQuery(WireModel):
 
 class LogsQuery(WireModel):
     service_id: str | None = None
-    execution_id: list[str] | None = None
+    execution_id: list[str] | None = Field(default=None, max_length=1000)
     start: datetime | None = None
     text: str | None = None
     size: int = Field(default=100, ge=1, le=1000)
@@ -48,7 +51,12 @@ class LogsQuery(WireModel):
 async def rerun_by_query(body: RerunQuery, gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
     """Rerun every finished execution matching the query (at most 1000): how dead letters and
     failures are re-driven."""
-    require_admin(who)
+    if body.service_id is not None:
+        await service_of(gw, who, body.service_id, Role.DEVELOPER)
+    elif not who.is_admin:
+        raise ValidationFailure(
+            FieldError("serviceId", "required (only the admin reruns across services)")
+        )
     query = body.model_dump(by_alias=True, exclude_none=True)
     if not query:
         raise ApiError(
@@ -64,17 +72,15 @@ async def rerun_by_query(body: RerunQuery, gw: GatewayDep, who: PrincipalDep) ->
 async def terminate_execution(execution_id: str, gw: GatewayDep, who: PrincipalDep) -> Execution:
     """A queued execution never starts; a running one is stopped (thread mode: "termination
     signal"; process mode: "killed"). Answers the execution as it is now."""
-    require_admin(who)
-    await terminate(gw, gw.control, await execution_of(gw, who, execution_id))
+    await terminate(gw, gw.control, await execution_of(gw, who, execution_id, Role.DEVELOPER))
     return await execution_of(gw, who, execution_id)
 
 
 @router.post("/executions/{execution_id}/rerun")
 async def rerun_execution(execution_id: str, gw: GatewayDep, who: PrincipalDep) -> Execution:
     """Run a finished execution again: same id, the service's current revision, new attempts."""
-    require_admin(who)
-    execution = await execution_of(gw, who, execution_id)
-    service, _ = await service_of(gw, who, execution.service_id)
+    execution = await execution_of(gw, who, execution_id, Role.DEVELOPER)
+    service, _ = await service_of(gw, who, execution.service_id, Role.DEVELOPER)
     if not await rerun(gw, gw.control, execution, service):
         raise ApiError(409, "conflict", "only a finished execution can be rerun")
     return await execution_of(gw, who, execution_id)
@@ -90,8 +96,7 @@ async def invoke(
 ) -> JSONResponse:
     """Run a function and answer with its output (200), its error (422), or, if it has not
     finished within `timeout`, the execution so far (202)."""
-    require_admin(who)
-    service, _ = await service_of(gw, who, service_id)
+    service, _ = await service_of(gw, who, service_id, Role.DEVELOPER)
     created = await gw.create_execution(
         service, body.function_name, body.input, who.subject, ExecutionKind.INVOKE
     )
@@ -159,6 +164,8 @@ async def service_logs(body: LogsQuery, gw: GatewayDep, who: PrincipalDep) -> di
         raise not_found("service", "serviceId", "")
     if body.service_id is not None:
         await service_of(gw, who, body.service_id)
+    for execution_id in body.execution_id or ():
+        await execution_of(gw, who, execution_id)
     after = int((body.checkpoint or {}).get("after", 0))
     rows = await gw.logs.page(
         service_id=body.service_id,

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,7 +60,7 @@ def to_execution(row: asyncpg.Record) -> Execution:
 @dataclass(frozen=True)
 class ExecutionQuery:
     service_id: str | None = None
-    project_id: str | None = None
+    projects: Sequence[str] | None = None  # None: every project
     status: str | None = None
     resource_id: str | None = None
     error_type: str | None = None
@@ -190,14 +190,15 @@ class Ledger:
         latest status's error (e.g. DeadLettered, AttemptsExhausted, Timeout)."""
         rows = await self.pool.fetch(
             "SELECT * FROM executions WHERE ($1::text IS NULL OR service_id = $1) "
-            "AND ($2::text IS NULL OR project_id = $2) AND ($3::text IS NULL OR status = $3) "
+            "AND ($2::text[] IS NULL OR project_id = ANY($2)) "
+            "AND ($3::text IS NULL OR status = $3) "
             "AND ($4::text IS NULL OR "
             "resources @> jsonb_build_array(jsonb_build_object('id', $4::text))) "
             "AND ($5::text IS NULL OR status_log->-1->'error'->>'type' = $5) "
             "AND ($6::text IS NULL OR trigger_id = $6) "
             "ORDER BY created_at DESC LIMIT $7",
             query.service_id,
-            query.project_id,
+            query.projects,
             query.status,
             query.resource_id,
             query.error_type,

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query
 
 from spool_common.messages import NotificationType
 from spool_common.models import WireModel
-from spool_gateway.access import project_of, require_admin, service_of
+from spool_gateway.access import authorize, service_of
 from spool_gateway.api import GatewayDep, PrincipalDep
+from spool_gateway.identity import Role
 from spool_gateway.notification_rules import NotificationRecord
 from spool_gateway.notifications_store import NotificationQuery
 
@@ -62,8 +63,7 @@ async def list_notifications(
 ) -> list[Notification]:
     """The project's service notifications, newest first, optionally of one service and one
     type (InitError, RequirementsError, ServiceForcedDeactivation...)."""
-    require_admin(who)
-    await project_of(gw, project_id)
+    await authorize(gw, who, project_id, Role.VIEWER)
     query = NotificationQuery(
         project_id, service_id, notification_type.value if notification_type else None
     )
@@ -80,7 +80,6 @@ async def service_notifications(
     offset: Offset = 0,
 ) -> list[Notification]:
     """The service's notifications, newest first."""
-    require_admin(who)
     await service_of(gw, who, service_id)
     query = NotificationQuery(
         None, service_id, notification_type.value if notification_type else None

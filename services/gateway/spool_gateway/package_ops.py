@@ -50,7 +50,7 @@ def _build(gw: Gateway, upload: Upload, archive: Archive, who: str) -> Package:
 async def push(gw: Gateway, upload: Upload, who: str) -> Package:
     archive = _archive(gw, upload.data)
     built = _build(gw, upload, archive, who)
-    if await gw.catalog.packages(upload.project_id, built.name):
+    if await gw.catalog.packages([upload.project_id], built.name):
         raise ApiError(
             409,
             "conflict",
@@ -93,7 +93,7 @@ async def deploy_from_file(gw: Gateway, upload: Upload, who: str) -> dict[str, A
     archive = _archive(gw, upload.data)
     built = _build(gw, upload, archive, who)
     services = manifest_services(archive)
-    existing = await gw.catalog.packages(upload.project_id, built.name)
+    existing = await gw.catalog.packages([upload.project_id], built.name)
     package = as_update(built, existing[0], gw.clock()) if existing else built
     if existing and same_content(built, existing[0]):
         package = existing[0]  # an identical push reuses the current revision

@@ -10,10 +10,12 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from spool_common.errors import FieldError, ValidationFailure
 from spool_common.models import Package
-from spool_gateway.access import package_of, project_of, require_admin
+from spool_gateway.access import authorize, package_of, projects_visible
 from spool_gateway.api import GatewayDep, PrincipalDep
+from spool_gateway.catalog import Principal
 from spool_gateway.core import Gateway
 from spool_gateway.http_errors import ApiError
+from spool_gateway.identity import Role
 from spool_gateway.package_ops import Upload, deploy_from_file, push, update
 
 router = APIRouter(tags=["packages"])
@@ -48,13 +50,14 @@ async def _read(upload: UploadFile, limit: int) -> bytes:
 
 
 async def _upload(
-    gw: Gateway, package: str | None, project_id: str | None, codebase: UploadFile
+    gw: Gateway, who: Principal, package: str | None, project_id: str | None, codebase: UploadFile
 ) -> Upload:
+    """The upload, once `who` is known to be a Developer or Owner of its project."""
     fields = _fields(package)
     project = fields.get("projectId") or project_id
     if not isinstance(project, str) or not project:
         raise ValidationFailure(FieldError("projectId", "required"))
-    await project_of(gw, project)
+    await authorize(gw, who, project, Role.DEVELOPER)
     return Upload(fields, await _read(codebase, gw.settings.max_upload_bytes), project)
 
 
@@ -67,8 +70,7 @@ async def push_package(
     project_id: ProjectField = None,
 ) -> Package:
     """Push a new package: version 1.0.0, checked without running its code."""
-    require_admin(who)
-    return await push(gw, await _upload(gw, package, project_id, codebase), who.subject)
+    return await push(gw, await _upload(gw, who, package, project_id, codebase), who.subject)
 
 
 @router.patch("/packages/{package_id}")
@@ -80,8 +82,7 @@ async def update_package(
     package: PackageField = None,
 ) -> Package:
     """A new revision (the patch number goes up) from a new codebase, new fields, or both."""
-    require_admin(who)
-    current = await package_of(gw, who, package_id)
+    current = await package_of(gw, who, package_id, need=Role.DEVELOPER)
     data = None if codebase is None else await _read(codebase, gw.settings.max_upload_bytes)
     return await update(gw, current, _fields(package), data, who.subject)
 
@@ -96,8 +97,8 @@ async def deploy_package(
 ) -> dict[str, Any]:
     """deploy_from_file: push or update the package, create or update each service of its
     package.json by name, and store their triggers."""
-    require_admin(who)
-    return await deploy_from_file(gw, await _upload(gw, package, project_id, codebase), who.subject)
+    upload = await _upload(gw, who, package, project_id, codebase)
+    return await deploy_from_file(gw, upload, who.subject)
 
 
 @router.get("/packages")
@@ -107,8 +108,8 @@ async def list_packages(
     project_id: Annotated[str | None, Query(alias="projectId")] = None,
     name: str | None = None,
 ) -> list[Package]:
-    require_admin(who)
-    return await gw.catalog.packages(project_id, name)
+    """The packages of the projects the caller is a member of."""
+    return await gw.catalog.packages(await projects_visible(gw, who, project_id), name)
 
 
 @router.get("/packages/{package_id}")

@@ -20,7 +20,7 @@ from spool_gateway.access import (
     authorize,
     execution_of,
     package_of,
-    require_admin,
+    projects_visible,
     service_of,
 )
 from spool_gateway.api import GatewayDep, PrincipalDep
@@ -60,15 +60,14 @@ async def create_project(body: ProjectCreate, gw: GatewayDep, who: PrincipalDep)
     if not (who.is_admin or who.kind == "user"):
         raise ApiError(403, "forbidden", "projects are created with a user's or admin token")
     project = Project(id=new_id(), name=body.name, creator=who.subject, created_at=gw.clock())
-    if not await gw.catalog.create_project(project):
+    owner = who.subject if who.kind == "user" else None
+    if not await gw.catalog.create_project(project, owner):
         raise ApiError(
             409,
             "conflict",
             f"a project named '{body.name}' exists",
             (FieldError("name", "already taken"),),
         )
-    if who.kind == "user":
-        await gw.identity.set_member(project.id, who.subject, "user", Role.OWNER, who.subject)
     return project
 
 
@@ -97,8 +96,7 @@ async def create_execution(
     service_id: str, body: ExecutionCreate, gw: GatewayDep, who: PrincipalDep
 ) -> Execution:
     """Run a function of the service. Accepted (201) means it will end in a final status."""
-    require_admin(who)
-    service, _ = await service_of(gw, who, service_id)
+    service, _ = await service_of(gw, who, service_id, Role.DEVELOPER)
     if body.project_id is not None and body.project_id != service.project_id:
         raise ValidationFailure(FieldError("projectId", "does not match the service's project"))
     return await gw.create_execution(service, body.function_name, body.input, who.subject)
@@ -110,8 +108,7 @@ async def create_executions(
 ) -> dict[str, Any]:
     """Run up to 1000 calls of the service's functions in one request: all are accepted (201,
     their ids in order) or, if any is invalid, none (400 naming `executions[i].<field>`)."""
-    require_admin(who)
-    service, _ = await service_of(gw, who, service_id)
+    service, _ = await service_of(gw, who, service_id, Role.DEVELOPER)
     wrong = [
         FieldError(f"executions[{i}].projectId", "does not match the service's project")
         for i, call in enumerate(body.executions)
@@ -136,11 +133,13 @@ async def list_executions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Execution]:
     """Newest first, filtered by service, project, status, an input entity's id (resources),
-    the latest error's type (DeadLettered, AttemptsExhausted, Timeout...) or trigger."""
-    require_admin(who)
+    the latest error's type (DeadLettered, AttemptsExhausted, Timeout...) or trigger. Only
+    executions of projects the caller is a member of."""
+    if service_id is not None:
+        await service_of(gw, who, service_id)
     query = ExecutionQuery(
         service_id,
-        project_id,
+        await projects_visible(gw, who, project_id),
         status.value if status else None,
         resource_id,
         error_type,

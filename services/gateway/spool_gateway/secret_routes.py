@@ -2,8 +2,8 @@
 
 Secrets are write-only: the API answers names, key ids and timestamps, never a value; no
 error repeats one. The only way out of a value is `values_for`, called by the agent
-bootstrap (an agent's token, its own service only). Who may manage secrets is decided in
-`_authorise`, in one place.
+bootstrap (an agent's token, its own service only). Project members read the names
+(Viewer); Developers and Owners create, replace and delete them.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pydantic import SecretStr
 
 from spool_common.errors import FieldError, raise_if_any
 from spool_common.models import Service, WireModel
-from spool_gateway.access import project_of, require_admin
+from spool_gateway.access import authorize
 from spool_gateway.api import GatewayDep, PrincipalDep
-from spool_gateway.catalog import Principal
 from spool_gateway.core import Gateway
 from spool_gateway.http_errors import ApiError, not_found
+from spool_gateway.identity import Role
 from spool_gateway.secret_rules import missing_secrets, name_errors, value_errors
 from spool_gateway.secrets_crypto import (
     NONCE_BYTES,
@@ -75,12 +75,6 @@ def _store(gw: Gateway) -> SecretStore:
     return SecretStore(gw.ledger.pool)
 
 
-async def _authorise(gw: Gateway, who: Principal, project_id: str) -> None:
-    """Who may manage a project's secrets: an admin, for now (roles will replace this)."""
-    require_admin(who)
-    await project_of(gw, project_id)
-
-
 def _sealed(gw: Gateway, project_id: str, name: str, value: str) -> Sealed:
     keyring = keyring_of(gw)
     ciphertext = seal(keyring, project_id, name, value, os.urandom(NONCE_BYTES))
@@ -96,7 +90,7 @@ async def create_secret(
     project_id: str, body: SecretCreate, gw: GatewayDep, who: PrincipalDep
 ) -> SecretRecord:
     """Store a secret (sealed; its value is never shown again)."""
-    await _authorise(gw, who, project_id)
+    await authorize(gw, who, project_id, Role.DEVELOPER)
     raise_if_any([*name_errors(body.name), *value_errors(body.value)])
     sealed = _sealed(gw, project_id, body.name, body.value)
     record = await _store(gw).create(project_id, body.name, sealed, who.subject, gw.clock())
@@ -113,14 +107,14 @@ async def create_secret(
 @router.get("/projects/{project_id}/secrets")
 async def list_secrets(project_id: str, gw: GatewayDep, who: PrincipalDep) -> list[SecretRecord]:
     """The project's secrets: names, key ids and timestamps, never values."""
-    await _authorise(gw, who, project_id)
+    await authorize(gw, who, project_id, Role.VIEWER)
     return await _store(gw).in_project(project_id)
 
 
 @router.get("/projects/{project_id}/secrets/{name}")
 async def get_secret(project_id: str, name: str, gw: GatewayDep, who: PrincipalDep) -> SecretRecord:
     """One secret's metadata (never its value)."""
-    await _authorise(gw, who, project_id)
+    await authorize(gw, who, project_id, Role.VIEWER)
     record = await _store(gw).get(project_id, name)
     if record is None:
         raise _missing(name)
@@ -133,7 +127,7 @@ async def replace_secret(
 ) -> SecretRecord:
     """Replace the value (sealed under the current key). Replicas started after this see
     the new value; running ones keep the one they started with."""
-    await _authorise(gw, who, project_id)
+    await authorize(gw, who, project_id, Role.DEVELOPER)
     raise_if_any(value_errors(body.value))
     sealed = _sealed(gw, project_id, name, body.value)
     record = await _store(gw).replace(project_id, name, sealed, who.subject, gw.clock())
@@ -145,7 +139,7 @@ async def replace_secret(
 @router.delete("/projects/{project_id}/secrets/{name}", status_code=204)
 async def delete_secret(project_id: str, name: str, gw: GatewayDep, who: PrincipalDep) -> Response:
     """Delete a secret. 409, naming them, while live services still list it in `secrets`."""
-    await _authorise(gw, who, project_id)
+    await authorize(gw, who, project_id, Role.DEVELOPER)
     deleted, users = await _store(gw).delete(project_id, name)
     if users:
         raise ApiError(

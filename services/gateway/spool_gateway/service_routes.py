@@ -11,9 +11,10 @@ from fastapi import APIRouter, Query, Response
 from spool_common.instances import INSTANCES
 from spool_common.models import Service, WireModel
 from spool_common.quantities import format_memory
-from spool_gateway.access import require_admin, service_of
+from spool_gateway.access import authorize, projects_visible, service_of
 from spool_gateway.api import GatewayDep, PrincipalDep
 from spool_gateway.deployment_rules import ServiceSpec
+from spool_gateway.identity import Role
 
 router = APIRouter(tags=["services"])
 
@@ -43,8 +44,10 @@ async def deploy_service(
     body: ServiceSpec, gw: GatewayDep, who: PrincipalDep, response: Response
 ) -> Service:
     """Deploy: create the service, or update the project's service of the same name (200),
-    changing only the fields sent. dtlpy's Service JSON is accepted as it is."""
-    require_admin(who)
+    changing only the fields sent. dtlpy's Service JSON is accepted as it is. Needs the
+    Developer role in the project; the service runs as `botId`, by default the project's first
+    bot (created if the project has none)."""
+    await authorize(gw, who, body.project_id, Role.DEVELOPER)
     fields = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     service, created = await gw.deployments.deploy(fields, who.subject)
     response.status_code = 201 if created else 200
@@ -58,8 +61,8 @@ async def list_services(
     project_id: Annotated[str | None, Query(alias="projectId")] = None,
     name: str | None = None,
 ) -> list[Service]:
-    require_admin(who)
-    return await gw.services.find(project_id, name)
+    """Live services of the projects the caller is a member of."""
+    return await gw.services.find(await projects_visible(gw, who, project_id), name)
 
 
 @router.get("/services/{service_id}")
@@ -73,7 +76,7 @@ async def update_service(
 ) -> Service:
     """Update some fields (or send the whole Service JSON); one new revision.
     `?force=true`: replicas of the previous revision are replaced at once, not drained."""
-    require_admin(who)
+    await service_of(gw, who, service_id, Role.DEVELOPER)
     return await gw.deployments.update(service_id, body, who.subject, force)
 
 
@@ -81,7 +84,7 @@ async def update_service(
 async def service_revisions(
     service_id: str, gw: GatewayDep, who: PrincipalDep
 ) -> list[RevisionOut]:
-    require_admin(who)
+    await service_of(gw, who, service_id)
     return [
         RevisionOut(
             revision=r.revision, creator=r.creator, created_at=r.created_at, service=r.service
@@ -96,7 +99,7 @@ async def rollback_service(
 ) -> Service:
     """Deploy again what revision N ran, as a new revision.
     `?force=true`: replicas of the current revision are replaced at once, not drained."""
-    require_admin(who)
+    await service_of(gw, who, service_id, Role.DEVELOPER)
     return await gw.deployments.rollback(service_id, body.revision, who.subject, force)
 
 
@@ -106,7 +109,7 @@ async def pause_service(
 ) -> Service:
     """Pause: replicas stop; executions are still accepted and queued, and run on resume.
     `?force=true`: replicas stop at once instead of draining."""
-    require_admin(who)
+    await service_of(gw, who, service_id, Role.DEVELOPER)
     return await gw.deployments.set_active(service_id, False, who.subject, force)
 
 
@@ -117,7 +120,7 @@ async def resume_service(
     """Resume a paused service, or one the gateway deactivated for a crash loop (this clears
     its `crashloop`): one call. `?force=true`: replicas of the previous revision (e.g. still
     draining after a pause) are replaced at once."""
-    require_admin(who)
+    await service_of(gw, who, service_id, Role.DEVELOPER)
     return await gw.deployments.set_active(service_id, True, who.subject, force)
 
 
@@ -126,7 +129,7 @@ async def activate_service(
     service_id: str, gw: GatewayDep, who: PrincipalDep, force: Force = False
 ) -> Service:
     """The same as `POST /services/{id}/resume`."""
-    require_admin(who)
+    await service_of(gw, who, service_id, Role.DEVELOPER)
     return await gw.deployments.set_active(service_id, True, who.subject, force)
 
 
@@ -143,7 +146,7 @@ async def delete_service(
 ) -> Response:
     """Delete: replicas stop, unfinished executions are canceled, its triggers removed.
     `?force=true`: replicas stop at once instead of draining."""
-    require_admin(who)
+    await service_of(gw, who, service_id, Role.DEVELOPER)
     await gw.deployments.delete(service_id, force)
     return Response(status_code=204)
 

@@ -173,7 +173,7 @@ async def dry_run_all(
 ) -> list[dict[str, Any]]:
     """Whether each trigger of the project would fire on this event, and why not."""
     verdicts = []
-    for trigger in await gw.triggers.find(project_id, None):
+    for trigger in await gw.triggers.find([project_id], None):
         fires, reason = dry_run(trigger, resource, action, entity)
         verdicts.append(
             {"triggerId": trigger.id, "name": trigger.name, "fires": fires, "reason": reason}

@@ -11,10 +11,11 @@ from pydantic import Field
 
 from spool_common.models import Trigger, TriggerAction, TriggerResource, WireModel
 from spool_gateway import trigger_ops
-from spool_gateway.access import project_of, require_admin
+from spool_gateway.access import authorize, projects_visible, trigger_of
 from spool_gateway.api import GatewayDep, PrincipalDep
 from spool_gateway.event_ops import EventRequest, publish_event
 from spool_gateway.event_rules import checked_entity
+from spool_gateway.identity import Role
 
 router = APIRouter(tags=["triggers"])
 
@@ -80,8 +81,10 @@ class Verdict(WireModel):
 async def create_trigger(body: TriggerBody, gw: GatewayDep, who: PrincipalDep) -> Trigger:
     """Create a trigger. Defaults: type Event, active, spec.operation.functionName `run`,
     resource Item, actions [Created] (also for an empty list), executionMode Once, filter {},
-    input {}, name = the service's name. 409 if the project has a trigger of that name."""
-    require_admin(who)
+    input {}, name = the service's name. 409 if the project has a trigger of that name.
+    Needs the Developer role in `projectId`."""
+    if isinstance(project_id := body.get("projectId"), str):
+        await authorize(gw, who, project_id, Role.DEVELOPER)
     return await trigger_ops.create(gw, body, who.subject)
 
 
@@ -92,8 +95,8 @@ async def list_triggers(
     project_id: Annotated[str | None, Query(alias="projectId")] = None,
     service_id: Annotated[str | None, Query(alias="serviceId")] = None,
 ) -> list[Trigger]:
-    require_admin(who)
-    return await gw.triggers.find(project_id, service_id)
+    """The triggers of the projects the caller is a member of."""
+    return await gw.triggers.find(await projects_visible(gw, who, project_id), service_id)
 
 
 @router.post("/triggers/dry-run")
@@ -101,8 +104,7 @@ async def dry_run(body: DryRun, gw: GatewayDep, who: PrincipalDep) -> list[Verdi
     """Whether each trigger of the project would fire on this event, and if not, why
     (inactive, Cron, another resource or action, the filter clause that fails). Nothing is
     published or created; Once mode is not considered."""
-    require_admin(who)
-    await project_of(gw, body.project_id)
+    await authorize(gw, who, body.project_id, Role.VIEWER)
     event = body.event
     entity = checked_entity(event.resource, event.action, event.entity, event.entity_id, "event.")
     verdicts = await trigger_ops.dry_run_all(
@@ -113,8 +115,7 @@ async def dry_run(body: DryRun, gw: GatewayDep, who: PrincipalDep) -> list[Verdi
 
 @router.get("/triggers/{trigger_id}")
 async def get_trigger(trigger_id: str, gw: GatewayDep, who: PrincipalDep) -> Trigger:
-    require_admin(who)
-    return (await trigger_ops.get(gw, trigger_id))[0]
+    return (await trigger_of(gw, who, trigger_id))[0]
 
 
 @router.patch("/triggers/{trigger_id}")
@@ -124,13 +125,13 @@ async def update_trigger(
     """JSON merge patch (null removes a field, which takes its default again); spec.filter and
     spec.input are replaced whole. Checked as a create; dtlpy's whole Trigger JSON is accepted
     (id, projectId and type may not change)."""
-    require_admin(who)
+    await trigger_of(gw, who, trigger_id, Role.DEVELOPER)
     return await trigger_ops.update(gw, trigger_id, body, who.subject)
 
 
 @router.delete("/triggers/{trigger_id}", status_code=204, response_class=Response)
 async def delete_trigger(trigger_id: str, gw: GatewayDep, who: PrincipalDep) -> Response:
-    require_admin(who)
+    await trigger_of(gw, who, trigger_id, Role.DEVELOPER)
     await trigger_ops.delete(gw, trigger_id)
     return Response(status_code=204)
 
@@ -138,10 +139,10 @@ async def delete_trigger(trigger_id: str, gw: GatewayDep, who: PrincipalDep) -> 
 @router.post("/events", status_code=202)
 async def post_event(body: EventPublish, gw: GatewayDep, who: PrincipalDep) -> dict[str, str]:
     """Something happened to an entity: published as `entity.<Resource>.<Action>` for the
-    trigger engine. Accepted (202) means it will be published."""
-    require_admin(who)
+    trigger engine. Accepted (202) means it will be published. Needs the Developer role in
+    the project."""
     entity = checked_entity(body.resource, body.action, body.entity, body.entity_id)
-    await project_of(gw, body.project_id)
+    await authorize(gw, who, body.project_id, Role.DEVELOPER)
     request = EventRequest(
         body.resource,
         body.action,

@@ -3,7 +3,7 @@ outbox, carrying the trigger's revision (1 when created, one more with every cha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 import asyncpg
@@ -45,11 +45,12 @@ class TriggerStore:
         )
         return (Trigger.model_validate(row["body"]), row["revision"]) if row else None
 
-    async def find(self, project_id: str | None, service_id: str | None) -> list[Trigger]:
+    async def find(self, projects: Sequence[str] | None, service_id: str | None) -> list[Trigger]:
+        """The triggers of `projects` (None: every project), of one service if given."""
         rows = await self.pool.fetch(
-            "SELECT body FROM triggers WHERE ($1::text IS NULL OR project_id = $1) "
+            "SELECT body FROM triggers WHERE ($1::text[] IS NULL OR project_id = ANY($1)) "
             "AND ($2::text IS NULL OR service_id = $2) ORDER BY created_at, id",
-            project_id,
+            projects,
             service_id,
         )
         return [Trigger.model_validate(r["body"]) for r in rows]

@@ -42,6 +42,9 @@ class AgentSetup:
         env = {k: os.environ[k] for k in _AGENT_ENV_PASSED if k in os.environ}
         # pip settings the agent uses to install requirements (private index, find-links).
         env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_")})
+        # The operator's sandbox settings for user code (spool_agent.sandbox): uid base, limits,
+        # SPOOL_RUNNER_NETWORK=false for an empty network namespace.
+        env.update({k: v for k, v in os.environ.items() if k.startswith("SPOOL_RUNNER_")})
         env.update(
             {
                 "SPOOL_SERVICE_ID": service.id,

@@ -81,12 +81,26 @@ async def test_a_service_runs_only_while_its_bot_is_a_developer(live: Live) -> N
     assert kinds.count("AuthorizationError") == 1
 
 
-async def test_a_service_without_a_bot_is_not_checked(live: Live) -> None:
+async def test_a_service_deployed_without_a_bot_runs_as_the_projects_first_bot(
+    live: Live,
+) -> None:
+    """No `botId`: the project's first bot, created as a Developer if the project has none,
+    and the same bot for the project's next service."""
     project_id, package_id = await live.package()
-    body = {"name": "legacy", "projectId": project_id, "packageId": package_id}
-    service = await _ok(await live.api.post("/services", json=body), 201)
-    live.queues.append(live.gw.bus.topology.service_queue(service["id"]).name)
-    assert service["botId"] is None
-    execution = await _execution(live, service["id"])
-    claim = ClaimRequest(execution_id=execution, service_id=service["id"], replica_id="r")
+    assert await _ok(await live.api.get(f"/projects/{project_id}/bots")) == []
+    services = []
+    for name in ("first", "second"):
+        body = {"name": name, "projectId": project_id, "packageId": package_id}
+        service = await _ok(await live.api.post("/services", json=body), 201)
+        live.queues.append(live.gw.bus.topology.service_queue(service["id"]).name)
+        services.append(service)
+    bots = await _ok(await live.api.get(f"/projects/{project_id}/bots"))
+    assert [b["name"] for b in bots] == ["default-bot"]
+    assert {s["botId"] for s in services} == {bots[0]["id"]}
+    members = await _ok(await live.api.get(f"/projects/{project_id}/members"))
+    assert {"memberId": bots[0]["id"], "role": "developer"}.items() <= next(
+        m for m in members if m["memberId"] == bots[0]["id"]
+    ).items()
+    execution = await _execution(live, services[0]["id"])
+    claim = ClaimRequest(execution_id=execution, service_id=services[0]["id"], replica_id="r")
     assert (await BotGuard(live.gw).claim(claim)).replies[0].verdict is ClaimVerdict.GRANTED
