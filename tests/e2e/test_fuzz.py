@@ -1,8 +1,11 @@
 """T29: the gateway's OpenAPI document, fuzzed with schemathesis against a running platform.
 
 Every operation gets a bounded, seeded run (examples from the schema, then generated valid
-and invalid requests) with the admin token, and every answer must pass: no 5xx, a documented
-status, a body matching the documented schema, and invalid data refused with a 4xx.
+and invalid requests) with two tokens: the admin's, and an outsider's (a user who owns
+another project). Every answer must pass: no 5xx, a documented status, a body matching the
+documented schema, invalid data refused with a 4xx, and the same request without its token
+refused with 401 (`ignored_auth`). The outsider's requests are aimed at the world's objects
+(path, query and body ids), and none of them may succeed.
 
 Path parameters are the ids of real objects, so requests reach past the 404 into the routes;
 `timeout` is capped low so the long-polls (`wait`, `invoke`) answer at once.
@@ -21,7 +24,9 @@ import pytest_asyncio
 import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
+    ignored_auth,
     negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
@@ -41,10 +46,12 @@ CHECKS = [
     status_code_conformance,
     response_schema_conformance,
     negative_data_rejection,
+    ignored_auth,
 ]
 
 TALLY: Counter[str] = Counter()
 IDS = ("project_id", "package_id", "service_id", "execution_id")
+AIMED = {"projectId": "project_id", "serviceId": "service_id", "packageId": "package_id"}
 
 
 def _openapi() -> dict[str, Any]:
@@ -77,36 +84,64 @@ async def world(platform: LocalPlatform) -> AsyncIterator[dict[str, str]]:
         body = {"functionName": "run", "input": {"name": "x"}}
         created = await client.post(f"/executions/{service['id']}", json=body)
         assert created.status_code == 201, created.text
+        user = await client.post("/users", json={"name": "outsider"})
+        assert user.status_code == 201, user.text
+        outsider = user.json()["token"]["token"]
+        own = await client.post(
+            "/projects",
+            json={"name": "outsider's"},
+            headers={"Authorization": f"Bearer {outsider}"},
+        )
+        assert own.status_code == 201, own.text
         yield {
             "project_id": service["projectId"],
             "package_id": service["packageId"],
             "service_id": service["id"],
             "execution_id": created.json()["id"],
+            "admin": platform.token,
+            "outsider": outsider,
         }
-    print(f"\nfuzzed {len(TALLY)} operations, {sum(TALLY.values())} cases")
+    print(f"\nfuzzed {len(TALLY)} operation x principal pairs, {sum(TALLY.values())} cases")
 
 
-def _aim(case: Any, world: dict[str, str]) -> None:
-    """Point the case at real objects and keep long-polls short (valid values stay valid)."""
+def _aim(case: Any, world: dict[str, str], everywhere: bool) -> bool:
+    """Point the case at real objects and keep long-polls short (valid values stay valid).
+    `everywhere`: also the ids in the query and the body. Whether it names a world object."""
+    aimed = False
     for name in IDS:
         if isinstance((case.path_parameters or {}).get(name), str):
             case.path_parameters[name] = world[name]
-    if not case.path.endswith(("/wait", "/invoke")):
-        return
-    case.query = case.query or {}
-    timeout = case.query.get("timeout", 0.2)
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
-        case.query["timeout"] = min(timeout, 0.2)
+            aimed = True
+    for fields in (case.query, case.body) if everywhere else ():
+        for field, name in AIMED.items():
+            if isinstance(fields, dict) and isinstance(fields.get(field), str):
+                fields[field] = world[name]
+                aimed = True
+    if case.path.endswith(("/wait", "/invoke")):
+        case.query = case.query or {}
+        timeout = case.query.get("timeout", 0.2)
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
+            case.query["timeout"] = min(timeout, 0.2)
+    return aimed
 
 
+@pytest.mark.parametrize("principal", ["admin", "outsider"])
 @schema.parametrize()
 def test_every_operation_survives_fuzzing(
-    case: Any, platform: LocalPlatform, world: dict[str, str]
+    case: Any, principal: str, platform: LocalPlatform, world: dict[str, str]
 ) -> None:
-    TALLY[f"{case.method} {case.path}"] += 1
-    _aim(case, world)
-    headers = {"Authorization": f"Bearer {platform.token}"}
-    case.call_and_validate(base_url=platform.url, headers=headers, checks=CHECKS)
+    TALLY[f"{principal} {case.method} {case.path}"] += 1
+    aimed = _aim(case, world, everywhere=principal == "outsider")
+    # A case made invalid in its headers may lack the token on purpose (it must get a 401).
+    unsigned = case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER)
+    headers = {} if unsigned else {"Authorization": f"Bearer {world[principal]}"}
+    response = case.call(base_url=platform.url, headers=headers)
+    case.validate_response(response, checks=CHECKS, headers=headers)
+    if principal == "outsider" and aimed:
+        assert response.status_code >= 400, (
+            f"an outsider's {case.method} {case.formatted_path} on the world's objects got "
+            f"{response.status_code}: {response.text[:300]}"
+        )
 
 
 def test_the_served_schema_is_the_fuzzed_one(platform: LocalPlatform) -> None:

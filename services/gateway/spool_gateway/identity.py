@@ -28,6 +28,12 @@ def allows(role: Role | None, needed: Role) -> bool:
     return role is not None and _RANK[role] >= _RANK[needed]
 
 
+def highest(*roles: Role | None) -> Role | None:
+    """The highest of the roles (None: no role at all)."""
+    held = [r for r in roles if r is not None]
+    return max(held, key=_RANK.__getitem__) if held else None
+
+
 def leaves_no_owner(owners: Collection[str], member_id: str, role: Role | None) -> bool:
     """Whether giving `member_id` the role `role` (None: removing it) would leave a project
     whose owners are `owners` without one. A project always keeps an owner."""

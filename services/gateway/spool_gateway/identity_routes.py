@@ -2,8 +2,9 @@
 
 Admins create users (the answer carries the user's first token, shown once); a user manages
 their own tokens; a project's Owners manage its members; Developers create and delete its bots
-and their tokens. A token is shown once, stored as a SHA-256 hash, may expire, and is revoked at
-once in this gateway (other gateways: within the authentication cache's few seconds).
+and their tokens (Owners, for a bot that owns a project). A token is shown once, stored as a
+SHA-256 hash, may expire, and is revoked at once in this gateway (other gateways: within the
+authentication cache's few seconds).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from spool_gateway.api import GatewayDep, PrincipalDep
 from spool_gateway.catalog import Principal
 from spool_gateway.core import Gateway, hash_token, new_id
 from spool_gateway.http_errors import ApiError, not_found
-from spool_gateway.identity import Role, leaves_no_owner, new_token
-from spool_gateway.identity_store import Bot, Member, TokenInfo, User
+from spool_gateway.identity import Role, highest, leaves_no_owner, new_token
+from spool_gateway.identity_store import Bot, LastOwner, Member, TokenInfo, User
 
 router = APIRouter()
 
@@ -222,10 +223,17 @@ async def list_bots(project_id: str, gw: GatewayDep, who: PrincipalDep) -> list[
     return await gw.identity.bots(project_id)
 
 
-async def _bot_of(gw: Gateway, project_id: str, bot_id: str) -> Bot:
+async def _managed_bot(gw: Gateway, who: Principal, project_id: str, bot_id: str) -> Bot:
+    """The project's bot, if `who` may hold its credentials or delete it: a Developer of the
+    project, or an Owner when the bot owns a project (no one gains through a bot a role they
+    do not hold themselves)."""
+    await authorize(gw, who, project_id, Role.DEVELOPER)
     bot = await gw.identity.bot(bot_id)
     if bot is None or bot.project_id != project_id:
         raise not_found("bot", "botId", bot_id)
+    strongest = highest(Role.DEVELOPER, *(await gw.identity.roles_of(bot_id)).values())
+    assert strongest is not None
+    await authorize(gw, who, project_id, strongest)
     return bot
 
 
@@ -233,10 +241,18 @@ async def _bot_of(gw: Gateway, project_id: str, bot_id: str) -> Bot:
 async def delete_bot(
     project_id: str, bot_id: str, request: Request, gw: GatewayDep, who: PrincipalDep
 ) -> Response:
-    """The bot leaves every project and its tokens stop working at once."""
-    await authorize(gw, who, project_id, Role.DEVELOPER)
-    await _bot_of(gw, project_id, bot_id)
-    _forget(request, *await gw.identity.delete_bot(bot_id))
+    """The bot leaves every project and its tokens stop working at once. 409 if it is the
+    last owner of a project."""
+    await _managed_bot(gw, who, project_id, bot_id)
+    try:
+        _forget(request, *await gw.identity.delete_bot(bot_id))
+    except LastOwner as e:
+        raise ApiError(
+            409,
+            "conflict",
+            f"the bot is the last owner of project '{e.project_id}'; a project keeps an owner",
+            (FieldError("botId", "the last owner of a project"),),
+        ) from None
     return Response(status_code=204)
 
 
@@ -244,8 +260,7 @@ async def delete_bot(
 async def create_bot_token(
     project_id: str, bot_id: str, body: TokenCreate, gw: GatewayDep, who: PrincipalDep
 ) -> NewToken:
-    await authorize(gw, who, project_id, Role.DEVELOPER)
-    await _bot_of(gw, project_id, bot_id)
+    await _managed_bot(gw, who, project_id, bot_id)
     return await _issue(gw, "bot", bot_id, body)
 
 
@@ -253,8 +268,7 @@ async def create_bot_token(
 async def list_bot_tokens(
     project_id: str, bot_id: str, gw: GatewayDep, who: PrincipalDep
 ) -> list[TokenInfo]:
-    await authorize(gw, who, project_id, Role.DEVELOPER)
-    await _bot_of(gw, project_id, bot_id)
+    await _managed_bot(gw, who, project_id, bot_id)
     return await gw.identity.tokens(bot_id)
 
 
@@ -269,8 +283,7 @@ async def revoke_bot_token(
     gw: GatewayDep,
     who: PrincipalDep,
 ) -> Response:
-    await authorize(gw, who, project_id, Role.DEVELOPER)
-    await _bot_of(gw, project_id, bot_id)
+    await _managed_bot(gw, who, project_id, bot_id)
     digest = await gw.identity.revoke_token(bot_id, token_id)
     if digest is None:
         raise not_found("token", "tokenId", token_id)

@@ -10,6 +10,14 @@ from spool_common.models_base import WireModel
 from spool_gateway.identity import Role, leaves_no_owner
 
 
+class LastOwner(Exception):
+    """The change would leave `project_id` without an owner."""
+
+    def __init__(self, project_id: str) -> None:
+        super().__init__(project_id)
+        self.project_id = project_id
+
+
 class User(WireModel):
     id: str
     name: str
@@ -140,6 +148,13 @@ class IdentityStore:
         )
         return str(value) if value else None
 
+    async def roles_of(self, member_id: str) -> dict[str, Role]:
+        """The member's role in each project it belongs to."""
+        rows = await self.pool.fetch(
+            "SELECT project_id, role FROM project_members WHERE member_id = $1", member_id
+        )
+        return {r["project_id"]: Role(r["role"]) for r in rows}
+
     async def projects_of(self, member_id: str) -> set[str]:
         rows = await self.pool.fetch(
             "SELECT project_id FROM project_members WHERE member_id = $1", member_id
@@ -238,8 +253,21 @@ class IdentityStore:
 
     async def delete_bot(self, bot_id: str) -> list[bytes]:
         """Remove the bot, its memberships everywhere and its tokens; the revoked tokens'
-        hashes (to forget cached look-ups)."""
+        hashes (to forget cached look-ups). LastOwner if that would leave a project it owns
+        without an owner (the owners are locked while deciding)."""
         async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT project_id, member_id FROM project_members "
+                "WHERE role = 'owner' AND project_id IN (SELECT project_id FROM project_members "
+                "WHERE member_id = $1 AND role = 'owner') FOR UPDATE",
+                bot_id,
+            )
+            owners: dict[str, list[str]] = {}
+            for row in rows:
+                owners.setdefault(row["project_id"], []).append(row["member_id"])
+            for project_id, members in owners.items():
+                if leaves_no_owner(members, bot_id, None):
+                    raise LastOwner(project_id)
             await conn.execute("DELETE FROM project_members WHERE member_id = $1", bot_id)
             await conn.execute("DELETE FROM bots WHERE id = $1", bot_id)
             return await self.revoke_all(conn, bot_id)

@@ -1,6 +1,7 @@
-"""The error answers in the OpenAPI document: every operation lists the API's error shape
-(`{"error", "message", "details": [{"field", "reason"}]}`) for the statuses the edge answers
-with, and the operations that create executions list 429 and 503 with `Retry-After`.
+"""The error answers and the authentication in the OpenAPI document: every operation lists
+the API's error shape (`{"error", "message", "details": [{"field", "reason"}]}`) for the
+statuses the edge answers with, the operations that create executions list 429 and 503 with
+`Retry-After`, and every operation takes a bearer token (the `token` security scheme).
 
 FastAPI documents a 422 "HTTPValidationError" for every operation with parameters; the
 gateway answers a bad request with 400 instead (api.py), so that 422 is replaced. The
@@ -51,6 +52,13 @@ _RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 1}}
 }
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
+SECURITY_SCHEMES: dict[str, Any] = {
+    "token": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "a user's or bot's token (spl_...), or the admin token",
+    }
+}
 
 
 def _response(description: str, retry: bool) -> dict[str, Any]:
@@ -68,8 +76,12 @@ def creates_executions(method: str, path: str) -> bool:
 
 
 def with_errors(spec: dict[str, Any]) -> dict[str, Any]:
-    """`spec` with the error responses added to every operation (changed in place)."""
-    spec.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    """`spec` with the error responses added to every operation and a bearer token required
+    by all of them (changed in place)."""
+    components = spec.setdefault("components", {})
+    components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    components["securitySchemes"] = SECURITY_SCHEMES
+    spec["security"] = [{"token": []}]
     for path, operations in spec.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})

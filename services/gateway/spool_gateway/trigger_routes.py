@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import Field
 
+from spool_common.errors import FieldError, ValidationFailure
 from spool_common.models import Trigger, TriggerAction, TriggerResource, WireModel
 from spool_gateway import trigger_ops
-from spool_gateway.access import authorize, projects_visible, trigger_of
+from spool_gateway.access import authorize, projects_visible, service_of, trigger_of
 from spool_gateway.api import GatewayDep, PrincipalDep
 from spool_gateway.event_ops import EventRequest, publish_event
 from spool_gateway.event_rules import checked_entity
@@ -96,6 +97,8 @@ async def list_triggers(
     service_id: Annotated[str | None, Query(alias="serviceId")] = None,
 ) -> list[Trigger]:
     """The triggers of the projects the caller is a member of."""
+    if service_id is not None:
+        await service_of(gw, who, service_id)
     return await gw.triggers.find(await projects_visible(gw, who, project_id), service_id)
 
 
@@ -140,15 +143,19 @@ async def delete_trigger(trigger_id: str, gw: GatewayDep, who: PrincipalDep) -> 
 async def post_event(body: EventPublish, gw: GatewayDep, who: PrincipalDep) -> dict[str, str]:
     """Something happened to an entity: published as `entity.<Resource>.<Action>` for the
     trigger engine. Accepted (202) means it will be published. Needs the Developer role in
-    the project."""
+    the project; `userId` is the caller's own unless the admin names another user."""
     entity = checked_entity(body.resource, body.action, body.entity, body.entity_id)
+    if not who.is_admin and body.user_id not in (None, who.subject):
+        raise ValidationFailure(
+            FieldError("userId", "only the admin publishes events on another user's behalf")
+        )
     await authorize(gw, who, body.project_id, Role.DEVELOPER)
     request = EventRequest(
         body.resource,
         body.action,
         body.project_id,
         entity,
-        body.user_id,
+        body.user_id if who.is_admin else who.subject,
         body.origin_execution_id,
     )
     event = await publish_event(gw, request)

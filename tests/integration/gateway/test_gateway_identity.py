@@ -135,6 +135,61 @@ async def test_bots_act_in_their_project_and_stop_when_deleted(world: World) -> 
         assert bot["id"] not in {m["memberId"] for m in members}
 
 
+async def test_no_one_gains_a_role_through_a_bot(world: World) -> None:
+    """A Developer cannot hold the credentials of a bot that owns a project (or it would make
+    them an owner), and an owning bot that is a project's last owner cannot be deleted."""
+    owner_id, owner = await world.user("olga")
+    dev_id, dev = await world.user("dmitri")
+    async with world.as_(owner) as o, world.as_(dev) as d:
+        pid = (await _json(await o.post("/projects", json={"name": "guarded"}), 201))["id"]
+        await _json(
+            await o.post(
+                f"/projects/{pid}/members", json={"memberId": dev_id, "role": "developer"}
+            ),
+            201,
+        )
+        boss = await _json(
+            await o.post(f"/projects/{pid}/bots", json={"name": "boss", "role": "owner"}), 201
+        )
+        worker = await _json(await d.post(f"/projects/{pid}/bots", json={"name": "worker"}), 201)
+        tokens = f"/projects/{pid}/bots/{boss['id']}/tokens"
+        assert (await d.post(tokens, json={})).status_code == 403
+        assert (await d.get(tokens)).status_code == 403
+        assert (await d.delete(f"/projects/{pid}/bots/{boss['id']}")).status_code == 403
+        await _json(await d.post(f"/projects/{pid}/bots/{worker['id']}/tokens", json={}), 201)
+        await _json(await o.post(tokens, json={}), 201)
+        # A bot made owner of another project is managed by Owners only, here too.
+        other = (await _json(await d.post("/projects", json={"name": "dmitri's"}), 201))["id"]
+        await _json(
+            await d.post(
+                f"/projects/{other}/members", json={"memberId": worker["id"], "role": "owner"}
+            ),
+            201,
+        )
+        assert (
+            await d.post(f"/projects/{pid}/bots/{worker['id']}/tokens", json={})
+        ).status_code == 403
+        # The owner leaves; the owning bot is now the project's last owner.
+        await _json(await o.put(f"/projects/{pid}/members/{dev_id}", json={"role": "owner"}), 200)
+        await _json(await d.delete(f"/projects/{pid}/members/{owner_id}"), 204)
+        await _json(await d.put(f"/projects/{pid}/members/{dev_id}", json={"role": "viewer"}), 200)
+        last = await world.live.api.delete(f"/projects/{pid}/bots/{boss['id']}")
+        assert last.status_code == 409, last.text
+        assert last.json()["details"][0]["field"] == "botId"
+
+
+async def test_events_carry_the_callers_user_id(world: World) -> None:
+    user_id, token = await world.user("eve")
+    async with world.as_(token) as e:
+        pid = (await _json(await e.post("/projects", json={"name": "events"}), 201))["id"]
+        event = {"projectId": pid, "resource": "Item", "action": "Created", "entity": {"id": "i1"}}
+        forged = await e.post("/events", json={**event, "userId": "someone-else"})
+        assert forged.status_code == 400
+        assert forged.json()["details"][0]["field"] == "userId"
+        await _json(await e.post("/events", json=event), 202)
+        await _json(await e.post("/events", json={**event, "userId": user_id}), 202)
+
+
 async def test_tokens_are_shown_once_stored_hashed_revoked_at_once_and_expire(
     world: World, pool: asyncpg.Pool
 ) -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from spool_gateway.identity import TOKEN_PREFIX, Role, allows, leaves_no_owner, new_token
+from spool_gateway.identity import (
+    TOKEN_PREFIX,
+    Role,
+    allows,
+    highest,
+    leaves_no_owner,
+    new_token,
+)
 
 ORDER = [None, Role.VIEWER, Role.DEVELOPER, Role.OWNER]
 
@@ -41,3 +48,17 @@ def test_a_project_always_keeps_an_owner(
     owners: list[str], member: str, role: Role | None, leaves: bool
 ) -> None:
     assert leaves_no_owner(owners, member, role) is leaves
+
+
+@pytest.mark.parametrize(
+    ("roles", "top"),
+    [
+        ((), None),
+        ((None,), None),
+        ((Role.VIEWER, None), Role.VIEWER),
+        ((Role.DEVELOPER, Role.VIEWER), Role.DEVELOPER),
+        ((Role.VIEWER, Role.OWNER, Role.DEVELOPER), Role.OWNER),
+    ],
+)
+def test_highest_role(roles: tuple[Role | None, ...], top: Role | None) -> None:
+    assert highest(*roles) is top
