@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo up down status test lint format bench bench-latency bench-triggers images
+.PHONY: setup demo up down status test lint format bench bench-latency bench-triggers bench-quotas images
 
 setup:
 	@bash scripts/ensure-venv.sh
@@ -56,6 +56,11 @@ bench-latency: setup
 bench-triggers: setup
 	@$(PY) bench/trigger_matching.py --triggers 10000 --events 100000
 	@$(PY) bench/trigger_matching.py --triggers 10000 --events 100000 --one-project --pinned
+
+## The rate limit (429) and queue cap (503) under load, T30: about 2 minutes on its own platform.
+## Results: bench/results/quota_load.json and docs/benchmarks.md.
+bench-quotas: setup
+	@$(PY) bench/quota_load.py
 
 ## The container images spool-runner and spool-control-plane, built with buildah from Debian
 ## packages (scripts/build-images.sh; needs root; reruns skip what is up to date).
