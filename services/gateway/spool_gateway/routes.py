@@ -134,9 +134,7 @@ async def list_executions(
 ) -> list[Execution]:
     """Newest first, filtered by service, project, status, an input entity's id (resources),
     the latest error's type (DeadLettered, AttemptsExhausted, Timeout...) or trigger. Only
-    executions of projects the caller is a member of."""
-    if service_id is not None:
-        await service_of(gw, who, service_id)
+    executions of projects the caller is a member of (also those of a deleted service)."""
     query = ExecutionQuery(
         service_id,
         await projects_visible(gw, who, project_id),
