@@ -164,7 +164,9 @@ async def test_user_code_runs_as_its_own_uid_without_the_agents_credentials(
     out = done["output"]
     assert out["uid"] != 0
     assert out["uid"] != os.getuid()
-    assert out["spool"] == []  # no SPOOL_* variable (broker, database, token) reaches it
+    # None of the agent's SPOOL_* (broker, database, agent token): only the API's address and
+    # the service bot's token, which user code is meant to act with.
+    assert out["spool"] == ["SPOOL_TOKEN", "SPOOL_URL"]
     assert out["cwd"].endswith("/codebase")
 
 

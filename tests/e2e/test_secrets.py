@@ -276,11 +276,17 @@ async def test_t28_the_canary_reaches_user_code_and_leaks_nowhere(
         stopped = await client.post(f"/services/{service['id']}/stop")
         assert stopped.status_code == 200, stopped.text
 
-    # Delivered: present at init and in calls, over the service's env; no SPOOL_* variable.
+    # Delivered: present at init and in calls, over the service's env; of SPOOL_* only the
+    # API's address and the bot's token (test_bot_identity.py).
     digest = hashlib.sha256(canary.encode()).hexdigest()
     for probe in (quiet, again):
         assert probe["latestStatus"]["status"] == "success", probe
-        assert probe["output"] == {"atInit": True, "sha256": digest, "spool": [], "plain": "plain"}
+        assert probe["output"] == {
+            "atInit": True,
+            "sha256": digest,
+            "spool": ["SPOOL_TOKEN", "SPOOL_URL"],
+            "plain": "plain",
+        }
     assert loud["shout"]["latestStatus"]["status"] == "success"
     assert canary in loud["boom"]["latestStatus"]["message"]  # the user's own error, shown
     assert loud["crash"]["latestStatus"]["status"] == "failed"

@@ -44,7 +44,8 @@ async def _prepare(
     boot: Bootstrap, settings: AgentSettings
 ) -> Callable[[Reporter], Awaitable[Runner]]:
     """Extract the code and install its requirements once; return how to start a runner."""
-    redact(boot.secrets.values())  # user code's errors are logged here too: never a secret
+    # User code's errors are logged here too: never a secret, nor the bot's token.
+    redact([*boot.secrets.values(), *([boot.bot_token] if boot.bot_token else [])])
     codebase = Path.cwd() / "codebase"
     shutil.rmtree(codebase, ignore_errors=True)
     extract_archive(boot.codebase, codebase, ArchiveLimits())
@@ -58,8 +59,11 @@ async def _prepare(
             },
             InitStage.CODEBASE,
         )
-    # Secrets after the service's env (a secret wins); SPOOL_* never reach user code.
+    # Secrets after the service's env (a secret wins); the agent's SPOOL_* never reach user
+    # code, which gets the API's address and its bot's token (the SDK reads both).
     env = runner_environment(os.environ, {**boot.service.runtime.env, **boot.secrets})
+    if boot.bot_token is not None:
+        env.update(SPOOL_URL=settings.gateway_url, SPOOL_TOKEN=boot.bot_token)
     if boot.package.requirements:
         deps = Path.cwd() / "deps"
         await install(boot.package.requirements, deps)

@@ -29,6 +29,8 @@ class Bootstrap:
     # The service's secrets, opened: they go to the user code's environment and nowhere else
     # (not in its repr either, so no log line or error showing a Bootstrap carries them).
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    # A token of the service's bot: user code calls the API with it, as that bot.
+    bot_token: str | None = field(default=None, repr=False)
 
 
 async def fetch_bootstrap(base_url: str, token: str, *, timeout: float = 30.0) -> Bootstrap:
@@ -55,7 +57,14 @@ async def fetch_bootstrap(base_url: str, token: str, *, timeout: float = 30.0) -
         revision=int(body["revision"]),
         codebase=code.content,
         secrets=_secrets(body.get("secrets")),
+        bot_token=_bot_token(body.get("botToken")),
     )
+
+
+def _bot_token(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise BootstrapError("the gateway sent a malformed bot token")
+    return value
 
 
 def _secrets(value: object) -> dict[str, str]:

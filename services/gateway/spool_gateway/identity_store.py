@@ -102,6 +102,14 @@ class IdentityStore:
         assert row is not None
         return TokenInfo(**dict(row))
 
+    async def drop_expired(self, subject: str, name: str) -> None:
+        """Forget `subject`'s expired tokens named `name` (replicas' tokens pile up otherwise)."""
+        await self.pool.execute(
+            "DELETE FROM tokens WHERE subject = $1 AND name = $2 AND expires_at < now()",
+            subject,
+            name,
+        )
+
     async def tokens(self, subject: str) -> list[TokenInfo]:
         """A user's or bot's tokens, newest first; never the token or its hash."""
         rows = await self.pool.fetch(

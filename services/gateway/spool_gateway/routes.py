@@ -14,6 +14,7 @@ from spool_common.models import (
     Execution,
     ExecutionStatus,
     Project,
+    Service,
     WireModel,
 )
 from spool_gateway.access import (
@@ -25,9 +26,9 @@ from spool_gateway.access import (
 )
 from spool_gateway.api import GatewayDep, PrincipalDep
 from spool_gateway.catalog import Principal
-from spool_gateway.core import Gateway, new_id
+from spool_gateway.core import Gateway, hash_token, new_id
 from spool_gateway.http_errors import ApiError
-from spool_gateway.identity import Role
+from spool_gateway.identity import Role, new_token
 from spool_gateway.ledger import ExecutionQuery
 from spool_gateway.secret_routes import values_for
 
@@ -178,10 +179,15 @@ async def await_end(gw: Gateway, who: Principal, execution_id: str, timeout: flo
 # --- agents --------------------------------------------------------------------------------
 
 
+BOT_TOKEN_NAME = "replica"  # noqa: S105 - the name tokens are listed under, not a secret
+BOT_TOKEN_SECONDS = 7 * 86400
+
+
 @router.get("/agent/bootstrap", include_in_schema=False)
 async def agent_bootstrap(gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
-    """What an agent needs to start: its service, the package revision it pins and the
-    opened values of its secrets (this answer is the only way out of a secret's value)."""
+    """What an agent needs to start: its service, the package revision it pins, the opened
+    values of its secrets (this answer is the only way out of a secret's value) and a token
+    of the service's bot, with which its user code calls the API as that bot."""
     if who.service_id is None:
         raise ApiError(403, "forbidden", "only agents bootstrap")
     service, revision = await service_of(gw, who, who.service_id)
@@ -191,4 +197,17 @@ async def agent_bootstrap(gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
         "package": package.to_wire(),
         "revision": revision,
         "secrets": await values_for(gw, service),
+        "botToken": await _bot_token(gw, service),
     }
+
+
+async def _bot_token(gw: Gateway, service: Service) -> str | None:
+    """A new token of the service's bot for one replica, valid for BOT_TOKEN_SECONDS."""
+    if service.bot_id is None:
+        return None
+    await gw.identity.drop_expired(service.bot_id, BOT_TOKEN_NAME)
+    token = new_token()
+    await gw.identity.add_token(
+        new_id(), hash_token(token), "bot", service.bot_id, BOT_TOKEN_NAME, BOT_TOKEN_SECONDS
+    )
+    return token
