@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
+import hypothesis
 import pytest
 import pytest_asyncio
 import schemathesis
@@ -40,6 +41,7 @@ from spool_gateway.settings import GatewaySettings
 pytestmark = [pytest.mark.e2e]
 
 MAX_EXAMPLES = 20
+STATEFUL_SCENARIOS = 40
 SEED = 29
 CHECKS = [
     not_a_server_error,
@@ -68,12 +70,18 @@ CONFIG = SchemathesisConfig.from_dict(
         "request-timeout": 30,
         "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
         # Left out: the coverage phase (boundary values: its `timeout=300` long-polls outlast
-        # the test's budget) and the stateful phase (no OpenAPI links to chain yet).
+        # the test's budget). The stateful phase runs in its own test below.
         "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
         "suppress-health-check": ["too_slow", "filter_too_much"],
     }
 )
 schema = schemathesis.openapi.from_dict(_openapi(), config=CONFIG)
+# The same document for the stateful test, whose links schemathesis infers only when that
+# phase is on.
+chains = schemathesis.openapi.from_dict(
+    _openapi(),
+    config=SchemathesisConfig.from_dict({"seed": SEED, "generation": {"database": "none"}}),
+)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -117,12 +125,16 @@ def _aim(case: Any, world: dict[str, str], everywhere: bool) -> bool:
             if isinstance(fields, dict) and isinstance(fields.get(field), str):
                 fields[field] = world[name]
                 aimed = True
+    _short_polls(case)
+    return aimed
+
+
+def _short_polls(case: Any) -> None:
     if case.path.endswith(("/wait", "/invoke")):
         case.query = case.query or {}
         timeout = case.query.get("timeout", 0.2)
         if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
             case.query["timeout"] = min(timeout, 0.2)
-    return aimed
 
 
 @pytest.mark.parametrize("principal", ["admin", "outsider"])
@@ -145,6 +157,41 @@ def test_every_operation_survives_fuzzing(
             f"an outsider's {case.method} {case.formatted_path} on the world's objects got "
             f"{response.status_code}: {response.text[:300]}"
         )
+
+
+def test_chained_operations_hold_up(platform: LocalPlatform, world: dict[str, str]) -> None:
+    """The stateful phase: schemathesis chains operations through the links it infers from
+    the response schemas (a project's id from POST /projects into its members, bots and
+    secrets; a service's into its executions; an object deleted and then used), with the
+    admin token, and every answer passes the same checks."""
+    headers = {"Authorization": f"Bearer {world['admin']}"}
+    steps: Counter[str] = Counter()
+
+    class Chains(chains.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: Any) -> None:
+            _short_polls(case)
+            steps[f"{case.method} {case.path}"] += 1
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": platform.url, "headers": headers}
+
+        def validate_response(
+            self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            case.validate_response(response, checks=CHECKS, headers=headers)
+
+    Chains.run(
+        settings=hypothesis.settings(
+            max_examples=STATEFUL_SCENARIOS,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+    )
+    print(f"\nstateful: {sum(steps.values())} calls over {len(steps)} operations")
+    assert len(steps) > 10  # links were found and followed, not one operation over and over
 
 
 def test_the_served_schema_is_the_fuzzed_one(platform: LocalPlatform) -> None:
