@@ -1,9 +1,11 @@
 """Entity inputs as user code receives them. Pure: values in, values out.
 
 dtlpy hands a function an SDK object (`dl.Item`, `dl.Dataset`...) for an input declared with
-an entity type. The runner has no SDK, so it hands over an `Entity` instead: the fields the
-gateway sent, read as attributes (`item.id`, `item.dataset_id`, `item.name`...). The gateway
-always sends `id` and `<type>_id`, plus any other fields the caller gave.
+an entity type. The runner hands over an `Entity` of that type's class (`Item`, `Dataset`...,
+which the SDK exports as `spool.Item`...): the fields the gateway sent, read as attributes
+(`item.id`, `item.dataset_id`, `item.name`...). The gateway always sends `id` and `<type>_id`,
+plus any other fields the caller gave. `Entity(kind, fields)` builds the class of `kind`, so
+`isinstance(Entity("Item", {...}), Item)` holds; `Item({...})` is the same.
 
 `.id`, `.type` (e.g. "Item") and `.to_json()` belong to the entity itself; a field with one of
 those names (an item's `type` is "file") is read with `entity["type"]`. Entities are read-only
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, Self, overload
 
 
 class EntityType(StrEnum):
@@ -41,12 +43,30 @@ _ENTITY_TYPES = frozenset(t.value for t in EntityType)
 
 
 class Entity:
+    """Any entity; each type has its subclass below, which `Entity(kind, fields)` builds."""
+
     __slots__ = ("_fields", "_type")
     _fields: dict[str, Any]
     _type: EntityType
+    _kind: ClassVar[EntityType | None] = None  # set by each subclass
 
-    def __init__(self, kind: EntityType | str, fields: Mapping[str, Any]) -> None:
-        entity_type = EntityType(kind)
+    @overload
+    def __new__(cls, kind: EntityType | str, fields: Mapping[str, Any], /) -> Self: ...
+    @overload
+    def __new__(cls, fields: Mapping[str, Any], /) -> Self: ...
+    def __new__(cls, *args: Any) -> Self:
+        entity_type, _ = _arguments(cls, args)
+        target = _CLASSES[entity_type]
+        if not issubclass(target, cls):
+            raise TypeError(f"{cls.__name__} cannot hold a {entity_type.value}")
+        return object.__new__(target)  # target is cls or one of its subclasses
+
+    @overload
+    def __init__(self, kind: EntityType | str, fields: Mapping[str, Any], /) -> None: ...
+    @overload
+    def __init__(self, fields: Mapping[str, Any], /) -> None: ...
+    def __init__(self, *args: Any) -> None:
+        entity_type, fields = _arguments(type(self), args)
         values = dict(fields)
         ident = values.get("id", values.get(entity_type.id_field))
         values.setdefault("id", ident)
@@ -101,6 +121,75 @@ class Entity:
         return (Entity, (self._type.value, self._fields))
 
 
+def _arguments(cls: type[Entity], args: tuple[Any, ...]) -> tuple[EntityType, Mapping[str, Any]]:
+    """`(kind, fields)`, or `(fields,)` for a class of one type (`Item({...})`)."""
+    if len(args) == 2:
+        return EntityType(args[0]), args[1]
+    if len(args) == 1 and cls._kind is not None:
+        return cls._kind, args[0]
+    raise TypeError(f"use {cls.__name__}(kind, fields) or a typed class: Item(fields)")
+
+
+class Item(Entity):
+    __slots__ = ()
+    _kind = EntityType.ITEM
+
+
+class Dataset(Entity):
+    __slots__ = ()
+    _kind = EntityType.DATASET
+
+
+class Annotation(Entity):
+    __slots__ = ()
+    _kind = EntityType.ANNOTATION
+
+
+class Execution(Entity):
+    __slots__ = ()
+    _kind = EntityType.EXECUTION
+
+
+class Task(Entity):
+    __slots__ = ()
+    _kind = EntityType.TASK
+
+
+class Assignment(Entity):
+    __slots__ = ()
+    _kind = EntityType.ASSIGNMENT
+
+
+class Service(Entity):
+    __slots__ = ()
+    _kind = EntityType.SERVICE
+
+
+class Package(Entity):
+    __slots__ = ()
+    _kind = EntityType.PACKAGE
+
+
+class Project(Entity):
+    __slots__ = ()
+    _kind = EntityType.PROJECT
+
+
+class Recipe(Entity):
+    __slots__ = ()
+    _kind = EntityType.RECIPE
+
+
+class Model(Entity):
+    __slots__ = ()
+    _kind = EntityType.MODEL
+
+
+_CLASSES: dict[EntityType, type[Entity]] = {
+    cls._kind: cls for cls in Entity.__subclasses__() if cls._kind is not None
+}
+
+
 def parse_type(declared: str) -> tuple[EntityType | None, bool]:
     """("Item[]") -> (Item, True); a type that is not an entity gives (None, is_list)."""
     many = declared.endswith("[]")
@@ -109,7 +198,8 @@ def parse_type(declared: str) -> tuple[EntityType | None, bool]:
 
 
 def entity_of(kind: EntityType, value: Any) -> Any:
-    """An object (or a bare id) as an Entity; None and anything else stay as they are."""
+    """An object (or a bare id) as an Entity of `kind`'s class; None and anything else stay as
+    they are."""
     if isinstance(value, Mapping):
         return Entity(kind, value)
     if isinstance(value, str):

@@ -196,7 +196,7 @@ class Worker:
                 call_id,
                 message.function_name,
                 message.input,
-                self._context(message),
+                self._context(message, info.attempt),
                 types=self.types.get(message.function_name),
             )
         )
@@ -217,9 +217,10 @@ class Worker:
             return stopped(info, Stop.TIMEOUT, utcnow())
         return finished(info, result.ok, result.output, result.error, utcnow())
 
-    def _context(self, message: ExecutionRequested) -> dict[str, object]:
+    def _context(self, message: ExecutionRequested, attempt: int) -> dict[str, object]:
         return {
             "execution_id": message.execution_id,
+            "attempt": attempt,
             "service_id": self.service.id,
             "service_name": self.service.name,
             "project_id": message.project_id,

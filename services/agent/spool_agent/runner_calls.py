@@ -17,7 +17,12 @@ from spool_agent import protocol
 from spool_agent.entities import convert_inputs, to_jsonable
 from spool_agent.protocol import Call, ErrorInfo, ErrorType, Progress, Result
 from spool_agent.runner_output import Outbox, bind
-from spool_agent.runner_state import TERMINATION_MESSAGE, CallState, ExecutionTerminated
+from spool_agent.runner_state import (
+    TERMINATION_MESSAGE,
+    CallState,
+    ExecutionTerminated,
+    running,
+)
 
 _EXECUTION_LOGGER = logging.getLogger("spool.execution")
 
@@ -53,7 +58,11 @@ class CallContextView:
 
     def __init__(self, context: dict[str, Any], state: CallState, logger: logging.Logger) -> None:
         self.execution_id: str | None = context.get("execution_id")
+        self.attempt: int | None = context.get("attempt")  # 1 on the first, 2 on a rerun...
         self.service_id: str | None = context.get("service_id")
+        self.service_name: str | None = context.get("service_name")
+        self.project_id: str | None = context.get("project_id")
+        self.replica_id: str | None = context.get("replica_id")
         self.trigger_id: str | None = context.get("trigger_id")
         event = context.get("event")
         self.event: dict[str, Any] | None = event if isinstance(event, dict) else None
@@ -99,7 +108,8 @@ def invoke(instance: Any, call: Call, outbox: Outbox, state: CallState) -> Any:
         kwargs["progress"] = ProgressReporter(outbox, state, logger)
     if "context" in wanted and "context" not in kwargs:
         kwargs["context"] = CallContextView(call.context, state, logger)
-    return method(**kwargs)
+    with running(state):
+        return method(**kwargs)
 
 
 def _parameter_names(method: Any) -> set[str]:

@@ -33,7 +33,9 @@ import signal
 import sys
 import threading
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from types import FrameType
 
 TERMINATION_MESSAGE = "Execution received termination signal"
@@ -52,6 +54,25 @@ class ExecutionTerminated(InterruptedError):
 
     def __init__(self, *args: object) -> None:
         super().__init__(*(args or (TERMINATION_MESSAGE,)))
+
+
+_CURRENT: ContextVar[CallState | None] = ContextVar("spool_current_call", default=None)
+
+
+def current_call() -> CallState | None:
+    """The call whose user code runs on this thread (None outside a call): what dtlpy's
+    `kill_event()` (spool.BaseServiceRunner) checks."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def running(state: CallState) -> Iterator[None]:
+    """Mark `state` as the call running on this thread while user code runs."""
+    token = _CURRENT.set(state)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
 
 
 class CallState:
