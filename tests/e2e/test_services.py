@@ -188,6 +188,32 @@ async def test_package_revisions_pinning_update_and_rollback(
     assert [h["service"]["packageRevision"] for h in history] == ["1.0.0", "1.0.1", "1.0.0"]
 
 
+async def test_a_new_codebase_brings_its_own_modules(
+    client: httpx.AsyncClient, project: str
+) -> None:
+    """An update with a new archive reads its functions from that archive (its package.json,
+    else its sources); without one, the current modules are carried over."""
+    package = await _push(client, project, versioned("m1"), "remodelled")
+    assert [f["name"] for f in package["modules"][0]["functions"]] == ["run"]
+    two = {
+        "main.py": b"class ServiceRunner:\n    def run(self):\n        return 1\n"
+        b"    def other(self):\n        return 2\n",
+        "package.json": orjson.dumps(
+            {"name": "remodelled", "modules": [{"functions": [{"name": "run"}, {"name": "other"}]}]}
+        ),
+    }
+    patched = await client.patch(f"/packages/{package['id']}", files=_upload(two))
+    assert patched.status_code == 200, patched.text
+    assert [f["name"] for f in patched.json()["modules"][0]["functions"]] == ["run", "other"]
+    renamed = await client.patch(
+        f"/packages/{package['id']}",
+        data={"package": orjson.dumps({"metadata": {"k": 1}}).decode()},
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["version"] == "1.0.2"
+    assert [f["name"] for f in renamed.json()["modules"][0]["functions"]] == ["run", "other"]
+
+
 async def test_deploy_is_an_upsert_by_project_and_name(
     client: httpx.AsyncClient, project: str
 ) -> None:

@@ -64,10 +64,13 @@ async def push(gw: Gateway, upload: Upload, who: str) -> Package:
 async def update(
     gw: Gateway, current: Package, fields: dict[str, Any], data: bytes | None, who: str
 ) -> Package:
-    """A new revision from a new archive, new fields, or both (the rest carried over)."""
+    """A new revision from a new archive, new fields, or both. Modules not given as fields
+    come from the new archive (its package.json, else its sources) or, without one, are
+    carried over."""
+    base: dict[str, Any] = {"name": current.name}
     if data is None:
         data = await gw.catalog.codebase(current.id, current.version) or b""
-    base = {"name": current.name, "modules": [m.to_wire() for m in current.modules]}
+        base["modules"] = [m.to_wire() for m in current.modules]
     upload = Upload({**base, **fields}, data, current.project_id)
     package = as_update(_build(gw, upload, _archive(gw, data), who), current, gw.clock())
     await _store_update(gw, package, current, data)
