@@ -12,7 +12,7 @@ from pydantic import Field
 from spool_common.errors import FieldError, ValidationFailure
 from spool_common.models import Trigger, TriggerAction, TriggerResource, WireModel
 from spool_gateway import trigger_ops
-from spool_gateway.access import authorize, projects_visible, trigger_of
+from spool_gateway.access import authorize, projects_visible, service_of, trigger_of
 from spool_gateway.api import GatewayDep, PrincipalDep
 from spool_gateway.event_ops import EventRequest, publish_event
 from spool_gateway.event_rules import checked_entity
@@ -82,11 +82,21 @@ class Verdict(WireModel):
 async def create_trigger(body: TriggerBody, gw: GatewayDep, who: PrincipalDep) -> Trigger:
     """Create a trigger. Defaults: type Event, active, spec.operation.functionName `run`,
     resource Item, actions [Created] (also for an empty list), executionMode Once, filter {},
-    input {}, name = the service's name. 409 if the project has a trigger of that name.
-    Needs the Developer role in `projectId`."""
+    input {}, name = the service's name, projectId = the service's project. 409 if the project
+    has a trigger of that name. Needs the Developer role in the project."""
     if isinstance(project_id := body.get("projectId"), str):
         await authorize(gw, who, project_id, Role.DEVELOPER)
+    elif project_id is None and isinstance(service_id := _target(body), str):
+        service, _ = await service_of(gw, who, service_id, Role.DEVELOPER)
+        body = {**body, "projectId": service.project_id}
     return await trigger_ops.create(gw, body, who.subject)
+
+
+def _target(body: dict[str, Any]) -> object:
+    """spec.operation.serviceId of a trigger body, if it has that shape."""
+    spec = body.get("spec")
+    operation = spec.get("operation") if isinstance(spec, dict) else None
+    return operation.get("serviceId") if isinstance(operation, dict) else None
 
 
 @router.get("/triggers")

@@ -171,6 +171,18 @@ async def test_a_trigger_is_created_with_dataloops_defaults_and_announced(world:
     assert world.triggers.got[0][0] == "trigger.created"
 
 
+async def test_the_project_defaults_to_the_services(world: World) -> None:
+    body = {"name": "no-project", "spec": {"operation": {"serviceId": world.service_id}}}
+    response = await world.api.post("/triggers", json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["projectId"] == world.project_id
+    unknown = await world.api.post(
+        "/triggers", json={"spec": {"operation": {"serviceId": "no-such-service"}}}
+    )
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.json()["details"][0]["field"] == "serviceId"
+
+
 async def test_an_empty_action_list_means_created(world: World) -> None:
     created = await world.create({"actions": []}, name="t")
     assert created["spec"]["actions"] == ["Created"]
@@ -240,7 +252,7 @@ def spec_of(function: str, **spec: Any) -> dict[str, Any]:
 CRON = {"cron": "0 5 * * *", "input": {"config": {"k": 1}}}
 
 REFUSED = [
-    pytest.param({"projectId": None}, "projectId", "Input should be a valid string", id="project"),
+    pytest.param({"projectId": 5}, "projectId", "Input should be a valid string", id="project"),
     pytest.param({"type": "Webhook"}, "type", "Input should be 'Event' or 'Cron'", id="type"),
     pytest.param({"name": " x"}, "name", "not start or end with a space", id="name"),
     pytest.param({"spec": "nope"}, "spec", "valid dictionary", id="spec"),
