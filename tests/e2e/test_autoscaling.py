@@ -92,6 +92,8 @@ async def test_a_backlog_scales_up_at_once_and_back_down_after_the_cooldown(
         ids = {await submit(client, service["id"], ledger, f"b{n}", 1.5) for n in range(12)}
         reaction = await await_consumers(queue, 2)  # backlog appears -> a new replica consumes
         await await_consumers(queue, 3)
+        status = (await client.get(f"/services/{service['id']}/status")).json()
+        assert status["desiredReplicas"] == 3, status  # the autoscaler's, not numReplicas
         done = await await_terminal(client, service["id"], ids, timeout=120)
         assert all(e["latestStatus"]["status"] == SUCCESS for e in done.values())
         assert all(e["attempts"] == 1 for e in done.values())  # nothing killed (T24)

@@ -13,6 +13,7 @@ from spool_common.bus.amqp import Bus
 from spool_common.errors import FieldError, ValidationFailure, raise_if_any
 from spool_common.messages import ServiceChange, ServiceChanged, encode
 from spool_common.models import ExecutionStatus, Package, Service, StatusEntry, Trigger
+from spool_common.replicas import desired_replicas
 from spool_gateway.catalog import Catalog
 from spool_gateway.deployment_rules import (
     LIVE_STATES,
@@ -29,6 +30,7 @@ from spool_gateway.identity import Role, allows
 from spool_gateway.identity_store import Bot, IdentityStore
 from spool_gateway.lifecycle import entry_json
 from spool_gateway.outbox import OutboxRelay, OutboxRow
+from spool_gateway.scaling_store import ScalingStore
 from spool_gateway.secret_rules import missing_secrets
 from spool_gateway.secrets_store import SecretStore
 from spool_gateway.triggers_store import TriggerChange, changed_row
@@ -225,7 +227,12 @@ class Deployments:
     async def status(self, service_id: str) -> dict[str, Any]:
         service, revision = await self.get(service_id)
         records = await self.services.replicas(service_id)
-        desired = service.runtime.num_replicas if service.active else 0
+        # With an autoscaler, its latest decision (within its bounds), as the scheduler does.
+        scaled = None
+        if service.runtime.autoscaler is not None:
+            latest = await ScalingStore(self.catalog.pool).find(service_id, None, 1)
+            scaled = latest[0].replicas if latest else None
+        desired = desired_replicas(service, False, scaled) or 0
         status = service_status(
             service.active,
             desired,

@@ -27,6 +27,7 @@ from spool_common.messages import (
     ServiceNotification,
 )
 from spool_common.models import Service
+from spool_common.replicas import desired_replicas
 from spool_scheduler.driver import (
     DeploymentSpec,
     Observation,
@@ -44,7 +45,7 @@ from spool_scheduler.health import (
     stuck,
     waiting_failure,
 )
-from spool_scheduler.plan import desired_replicas, exit_state
+from spool_scheduler.plan import exit_state
 from spool_scheduler.settings import SchedulerSettings
 from spool_scheduler.store import Desired
 

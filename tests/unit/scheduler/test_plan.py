@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from spool_common.models import Service
-from spool_scheduler.plan import desired_replicas
+from spool_common.replicas import desired_replicas
 
 
 def service(*, active: bool = True, drain_time: int = 600, **runtime: Any) -> Service:
