@@ -116,13 +116,16 @@ def resolve(
     return choose(url, token, environment, stored, where)
 
 
-def save(url: str, token: str, path: Path | None = None) -> Path:
+def save(url: str, token: str, path: Path | None = None, *, project: str | None = None) -> Path:
     """Write the URL and token (keeping any other saved keys) with mode 0600; returns the
-    file's path. What `spool login` calls."""
+    file's path. What `spool login` calls. `project`: also save the `spool` command's
+    default project (its id)."""
     where = path or config_path(os.environ, Path.home())
     if not token.strip():
         raise ConfigError("the token to save is empty")
     settings = {**load(where), "url": normalise_url(url), "token": token.strip()}
+    if project is not None:
+        settings["project"] = project
     where.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     _write_private(where, orjson.dumps(settings, option=orjson.OPT_INDENT_2) + b"\n")
     return where

@@ -25,7 +25,7 @@ import pdb
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,9 @@ from typing import Any, cast
 import httpx
 import orjson
 
+from spool import config
+from spool.client import USER_AGENT, Client
+from spool.errors import SpoolConnectionError, from_response
 from spool_agent import protocol
 from spool_agent.entities import to_jsonable
 from spool_agent.progress import should_record
@@ -64,6 +67,7 @@ Debugger = Callable[[Callable[..., Any], dict[str, Any]], Any]
 
 _READ = frozenset({"package.json", "requirements.txt"})  # with every .py file: what a push reads
 _SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "venv"})
+DOWNLOAD_TIMEOUT = 60.0  # seconds for the package revision's zip
 
 
 class OutputError(ValueError):
@@ -71,7 +75,8 @@ class OutputError(ValueError):
 
 
 class ReplayError(RuntimeError):
-    """The execution (or its service or code) could not be fetched from the platform."""
+    """The execution cannot be replayed as recorded (it names no package revision); the
+    platform's own refusals raise the SDK's errors (`spool.NotFound`...)."""
 
 
 @dataclass(frozen=True)
@@ -294,12 +299,15 @@ def replay(
     revision it ran (downloaded to `download_to`, or to a new temporary folder, kept for the
     debugging session). Returns the output; the function's exception propagates.
 
-    `url` and `token` default to $SPOOL_URL (else http://127.0.0.1:8080) and $SPOOL_TOKEN."""
-    with _platform(url, token) as http:
-        execution = _get(http, f"/executions/{execution_id}").json()
-        service = _get(http, f"/services/{execution['serviceId']}").json()
-        if src_path is None:
-            src_path = _download(http, execution, download_to)
+    `url` and `token` are found as every SDK call finds them: the arguments, then $SPOOL_URL
+    and $SPOOL_TOKEN, then the config file `spool login` wrote (`spool.config`). A refusal of
+    the platform raises the SDK's error for it (`spool.NotFound`, `spool.Unauthorized`...)."""
+    credentials = config.resolve(url, token)
+    with Client(credentials.url, credentials.token) as client:
+        execution = client.get(f"/executions/{execution_id}")
+        service = client.get(f"/services/{execution['serviceId']}")
+    if src_path is None:
+        src_path = _download(credentials, execution, download_to)
     runner = LocalServiceRunner(
         src_path,
         execution.get("moduleName") or service.get("moduleName"),
@@ -314,33 +322,30 @@ def replay(
     )
 
 
-@contextlib.contextmanager
-def _platform(url: str | None, token: str | None) -> Iterator[httpx.Client]:
-    base = (url or os.environ.get("SPOOL_URL") or "http://127.0.0.1:8080").rstrip("/")
-    token = token or os.environ.get("SPOOL_TOKEN")
-    if not token:
-        raise ReplayError("no token: pass token= or set SPOOL_TOKEN")
-    headers = {"Authorization": f"Bearer {token}"}
-    api = base.removesuffix("/api/v1") + "/api/v1"
-    with httpx.Client(base_url=api, headers=headers, timeout=60) as client:
-        yield client
-
-
-def _get(http: httpx.Client, path: str, **params: str) -> httpx.Response:
+def _download(
+    credentials: config.Credentials, execution: dict[str, Any], dest: str | Path | None
+) -> Path:
+    """The code of the package revision the execution ran, extracted into `dest`. (A zip, so
+    not through `Client.request`, which answers JSON.)"""
+    package, revision = execution.get("packageId"), execution.get("packageRevision")
+    if not (package and revision):
+        raise ReplayError(f"execution {execution['id']} names no package revision; give src_path")
+    path = f"/packages/{package}/codebase"
+    headers = {"Authorization": f"Bearer {credentials.token}", "User-Agent": USER_AGENT}
     try:
-        response = http.get(path, params=params)
-    except httpx.HTTPError as e:
-        raise ReplayError(f"GET {path}: {e}") from e
-    if response.status_code != 200:
-        raise ReplayError(f"GET {path}: {response.status_code} {response.text[:500]}")
-    return response
-
-
-def _download(http: httpx.Client, execution: dict[str, Any], dest: str | Path | None) -> Path:
-    """The code of the package revision the execution ran, extracted into `dest`."""
-    package, revision = execution["packageId"], execution["packageRevision"]
-    data = _get(http, f"/packages/{package}/codebase", version=revision).content
+        response = httpx.get(
+            credentials.url + config.API_PREFIX + path,
+            params={"version": revision},
+            headers=headers,
+            timeout=DOWNLOAD_TIMEOUT,
+        )
+    except httpx.TransportError as e:
+        where = f"cannot reach Spool at {credentials.url} (GET {path})"
+        raise SpoolConnectionError(f"{where}: {e or type(e).__name__}") from e
+    if not response.is_success:
+        retry_after = response.headers.get("Retry-After")
+        raise from_response(response.status_code, response.content, retry_after, f"GET {path}")
     folder = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="spool-replay-"))
-    extract_archive(data, folder)
+    extract_archive(response.content, folder)
     log.info("replay: package %s revision %s in %s", package, revision, folder)
     return folder
