@@ -65,11 +65,11 @@ class Catalog:
     # projects ------------------------------------------------------------------------
     async def create_project(self, project: Project, owner: str | None = None) -> bool:
         """Insert the project and, in the same transaction, make the user `owner` its Owner;
-        False when the name is taken."""
+        False when its creator has a project of that name."""
         async with self.pool.acquire() as conn, conn.transaction():
             status = await conn.execute(
                 "INSERT INTO projects (id, name, creator, created_at) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT (name) DO NOTHING",
+                "ON CONFLICT (creator, name) DO NOTHING",
                 project.id,
                 project.name,
                 project.creator,

@@ -66,7 +66,7 @@ async def create_project(body: ProjectCreate, gw: GatewayDep, who: PrincipalDep)
         raise ApiError(
             409,
             "conflict",
-            f"a project named '{body.name}' exists",
+            f"you have a project named '{body.name}'",
             (FieldError("name", "already taken"),),
         )
     return project

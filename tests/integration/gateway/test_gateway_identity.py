@@ -178,6 +178,21 @@ async def test_no_one_gains_a_role_through_a_bot(world: World) -> None:
         assert last.json()["details"][0]["field"] == "botId"
 
 
+async def test_project_names_are_per_creator_and_reveal_nothing(world: World) -> None:
+    _, ann = await world.user("ann")
+    _, ben = await world.user("ben")
+    async with world.as_(ann) as a, world.as_(ben) as b:
+        mine = await _json(await a.post("/projects", json={"name": "shared-name"}), 201)
+        theirs = await _json(await b.post("/projects", json={"name": "shared-name"}), 201)
+        assert mine["id"] != theirs["id"]
+        again = await a.post("/projects", json={"name": "shared-name"})
+        assert again.status_code == 409
+        assert again.json()["details"] == [{"field": "name", "reason": "already taken"}]
+        assert [p["id"] for p in await _json(await b.get("/projects?name=shared-name"))] == [
+            theirs["id"]
+        ]
+
+
 async def test_events_carry_the_callers_user_id(world: World) -> None:
     user_id, token = await world.user("eve")
     async with world.as_(token) as e:
