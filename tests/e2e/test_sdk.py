@@ -214,6 +214,48 @@ async def test_push_zips_the_code_and_a_second_push_is_a_revision(
     await asyncio.to_thread(body)
 
 
+DECORATED = """
+import spool
+
+
+class ServiceRunner(spool.BaseServiceRunner):
+    @spool.function(display_name="Add")
+    def add(self, a: int, b: int = 1):
+        return a + b
+
+    @spool.function
+    def shout(self, text: str, progress: spool.Progress):
+        progress.update(progress=50)
+        return text.upper()
+"""
+
+
+async def test_a_package_declared_by_decorators_deploys_and_runs(
+    sdk: spool.Client, tmp_path: Path
+) -> None:
+    """No package.json: the functions are the methods marked @spool.function, their inputs
+    typed from the annotations, and calls are checked against those types."""
+
+    def body() -> None:
+        project = sdk.projects.create("sdk-decorated")
+        (tmp_path / "main.py").write_text(DECORATED)
+        package = sdk.packages.push(src_path=tmp_path, package_name="decorated", project=project)
+        [module] = package.modules
+        assert [(f.name, [(i.name, i.type.value) for i in f.input]) for f in module.functions] == [
+            ("add", [("a", "Integer"), ("b", "Integer")]),
+            ("shout", [("text", "String")]),
+        ]
+        service = package.deploy(service_name="decorated")
+        assert service.execute(function_name="add", execution_input={"a": 2}, sync=True) == 3
+        done = service.execute(function_name="shout", execution_input={"text": "hi"})
+        assert done.wait(timeout=60).output == "HI"
+        with pytest.raises(spool.BadRequest) as wrong:
+            service.execute(function_name="add", execution_input={"a": "two"})
+        assert wrong.value.details[0].field.startswith("input.a")
+
+    await asyncio.to_thread(body)
+
+
 async def test_deploy_from_file_with_services_and_triggers(
     sdk: spool.Client, source: Path, tmp_path: Path
 ) -> None:

@@ -70,7 +70,15 @@ triggers = Triggers()
 
 # For user code and local runs (written alongside, in runner.py and local.py).
 from spool.local import LocalServiceRunner, replay  # noqa: E402
-from spool.runner import Annotation, BaseServiceRunner, Context, Dataset, Item, Progress  # noqa: E402
+from spool.runner import (  # noqa: E402
+    Annotation,
+    BaseServiceRunner,
+    Context,
+    Dataset,
+    Item,
+    Progress,
+    function,
+)
 
 __all__ = [
     "Annotation",
@@ -130,6 +138,7 @@ __all__ = [
     "Unavailable",
     "config",
     "executions",
+    "function",
     "login",
     "packages",
     "projects",

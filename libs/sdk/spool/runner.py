@@ -17,7 +17,8 @@ runs any class, and user code that imports nothing works the same.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
 from spool_agent.entities import (
     Annotation,
@@ -52,6 +53,7 @@ __all__ = [
     "Recipe",
     "Service",
     "Task",
+    "function",
 ]
 
 
@@ -118,6 +120,43 @@ class Context(Protocol):
     def raise_if_terminated(self) -> None:
         """Raise InterruptedError("Execution received termination signal") if terminated."""
         ...
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def function(method: F, /) -> F: ...
+@overload
+def function(
+    *, display_name: str | None = None, description: str | None = None
+) -> Callable[[F], F]: ...
+def function(
+    method: F | None = None,
+    /,
+    *,
+    display_name: str | None = None,
+    description: str | None = None,
+) -> F | Callable[[F], F]:
+    """Declare a method of the service class as one of its functions, instead of writing
+    package.json: `@spool.function` or `@spool.function(display_name=..., description=...)`.
+
+    The platform reads it from the source when the package is pushed without a package.json
+    naming modules (the code is never run there): every argument but self, `progress` and
+    `context` is an input, typed from its annotation (`str` String, `int` Integer, `float`
+    Float, `bool` Boolean, `spool.Item` Item, `list[spool.Item]` Item[]..., else Json), and
+    arguments without a default are required. At run time the decorator changes nothing.
+    Only string literals count as `display_name` and `description` (the docstring otherwise).
+    """
+
+    def mark(target: F) -> F:
+        target.__spool_function__ = {  # type: ignore[attr-defined]
+            "display_name": display_name,
+            "description": description,
+        }
+        return target
+
+    return mark(method) if method is not None else mark
 
 
 class BaseServiceRunner:

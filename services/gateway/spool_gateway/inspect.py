@@ -68,6 +68,7 @@ class _Param:
     name: str
     has_default: bool
     positional_only: bool
+    annotation: ast.expr | None = None
 
 
 def inspect_modules(
@@ -181,11 +182,11 @@ def _parameters(method: ast.FunctionDef) -> list[_Param]:
     positional = [*args.posonlyargs, *args.args]
     first_default = len(positional) - len(args.defaults)
     params = [
-        _Param(arg.arg, i >= first_default, i < len(args.posonlyargs))
+        _Param(arg.arg, i >= first_default, i < len(args.posonlyargs), arg.annotation)
         for i, arg in enumerate(positional)
     ]
     params += [
-        _Param(arg.arg, default is not None, False)
+        _Param(arg.arg, default is not None, False, arg.annotation)
         for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True)
     ]
     static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in method.decorator_list)
@@ -226,9 +227,12 @@ def _input_errors(
 def modules_from_sources(files: Mapping[str, bytes]) -> list[PackageModule]:
     """The modules of a package whose request and package.json name none.
 
-    One module, `default_module`: `main.py`, class `ServiceRunner`, one function `run` whose
-    inputs are `run`'s arguments without a default (not self, `progress`, `context`), each
-    typed `Json`; `initInputs` likewise from `__init__` if the class defines one. Nothing is
+    One module, `default_module`: `main.py`, class `ServiceRunner`. Its functions are the
+    methods decorated with `@spool.function` (each argument but self, `progress` and
+    `context` an input, typed from its annotation: `str` String, `int` Integer, `float`
+    Float, `bool` Boolean, `spool.Item` Item, `list[spool.Item]` Item[]..., anything else
+    Json); without any, one function `run` whose inputs are its arguments without a default,
+    typed `Json`. `initInputs` from `__init__`'s arguments without a default. Nothing is
     refused here: when main.py, the class or `run` is missing or broken, the module has no
     inputs and `inspect_modules` then says what is wrong.
     """
@@ -236,9 +240,93 @@ def modules_from_sources(files: Mapping[str, bytes]) -> list[PackageModule]:
     tree = _parse_entry_point(default.entry_point, files)
     classes = {} if isinstance(tree, str) else _classes(tree)
     cls = classes.get(default.class_name)
-    run = _required_inputs(cls, DEFAULT_FUNCTION_NAME, classes, FUNCTION_RESERVED)
     init = _required_inputs(cls, "__init__", classes, INIT_RESERVED)
-    return [PackageModule(init_inputs=init, functions=[PackageFunction(input=run)])]
+    functions = _decorated_functions(cls) if cls is not None else []
+    if not functions:
+        run = _required_inputs(cls, DEFAULT_FUNCTION_NAME, classes, FUNCTION_RESERVED)
+        functions = [PackageFunction(input=run)]
+    return [PackageModule(init_inputs=init, functions=functions)]
+
+
+_PYTHON_TYPES = {
+    "str": PackageInputType.STRING,
+    "int": PackageInputType.INTEGER,
+    "float": PackageInputType.FLOAT,
+    "bool": PackageInputType.BOOLEAN,
+}
+_LISTS = {t.value for t in PackageInputType if t.value.endswith("[]")}
+_NAMED = {t.value: t for t in PackageInputType if f"{t.value}[]" in _LISTS}  # Item, String...
+
+
+def _decorated_functions(cls: ast.ClassDef) -> list[PackageFunction]:
+    """The class's own methods marked `@spool.function(...)`, in the order written."""
+    functions = []
+    for node in cls.body:
+        marker = next((d for d in getattr(node, "decorator_list", ()) if _is_marker(d)), None)
+        if not isinstance(node, ast.FunctionDef) or marker is None:
+            continue
+        inputs = [
+            FunctionIO(type=_input_type(p.annotation), name=p.name)
+            for p in _parameters(node)
+            if p.name not in FUNCTION_RESERVED and p.name.isascii()
+        ]
+        labels = _keywords(marker)
+        functions.append(
+            PackageFunction(
+                name=node.name,
+                input=inputs,
+                display_name=labels.get("display_name"),
+                description=labels.get("description") or ast.get_docstring(node),
+            )
+        )
+    return functions
+
+
+def _is_marker(decorator: ast.expr) -> bool:
+    """`@function`, `@spool.function`, and either called with arguments."""
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return (isinstance(target, ast.Name) and target.id == "function") or (
+        isinstance(target, ast.Attribute) and target.attr == "function"
+    )
+
+
+def _keywords(decorator: ast.expr) -> dict[str, str]:
+    """The decorator's string keyword arguments (display_name=..., description=...)."""
+    if not isinstance(decorator, ast.Call):
+        return {}
+    return {
+        k.arg: k.value.value
+        for k in decorator.keywords
+        if k.arg and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)
+    }
+
+
+def _input_type(annotation: ast.expr | None) -> PackageInputType:
+    """The input type an argument's annotation declares; Json when it declares none we know."""
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        try:  # a string annotation: "spool.Item"
+            annotation = ast.parse(annotation.value, mode="eval").body
+        except SyntaxError:
+            return PackageInputType.JSON
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        sides = [annotation.left, annotation.right]  # X | None
+        known = [s for s in sides if not (isinstance(s, ast.Constant) and s.value is None)]
+        return _input_type(known[0]) if len(known) == 1 else PackageInputType.JSON
+    if isinstance(annotation, ast.Subscript):
+        outer = _last_name(annotation.value)
+        inner = _input_type(annotation.slice)
+        if outer in ("list", "List", "Sequence") and inner.value in _NAMED:
+            return PackageInputType(f"{inner.value}[]")
+        return inner if outer == "Optional" else PackageInputType.JSON
+    name = _last_name(annotation)
+    return _PYTHON_TYPES.get(name) or _NAMED.get(name) or PackageInputType.JSON
+
+
+def _last_name(node: ast.expr | None) -> str:
+    """`Item` of `Item` and `spool.Item`; "" for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else ""
 
 
 def _classes(tree: ast.Module) -> dict[str, ast.ClassDef]:

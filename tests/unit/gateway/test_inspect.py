@@ -11,6 +11,7 @@ from spool_common.errors import FieldError, ValidationFailure
 from spool_common.models import PackageInputType, PackageModule
 from spool_gateway.inspect import (
     inspect_modules,
+    mark_required,
     modules_from_sources,
     parse_package_json,
     parse_requirements,
@@ -514,3 +515,69 @@ def test_parse_requirements_refuses(text: str, reasons: list[str]) -> None:
     with pytest.raises(ValidationFailure) as caught:
         parse_requirements(text)
     assert caught.value.errors == tuple(FieldError("requirements.txt", r) for r in reasons)
+
+
+DECORATED = '''
+import spool
+from spool import function
+from typing import Optional
+
+
+class ServiceRunner(spool.BaseServiceRunner):
+    def __init__(self, model):
+        self.model = model
+
+    @spool.function(display_name="Detect objects", description="boxes on an image")
+    def detect(self, item: spool.Item, threshold: float = 0.5, progress=None, context=None):
+        ...
+
+    @function
+    def count(self, items: list[spool.Item], names: "list[str]", limit: int | None, flag: bool):
+        """Count the items."""
+
+    @spool.function()
+    def anything(self, config, data: dict, maybe: Optional[spool.Dataset], odd: set[int]):
+        ...
+
+    def helper(self, x: int):  # not a function: no decorator
+        ...
+'''
+
+
+def test_decorated_methods_are_the_functions_typed_from_their_annotations() -> None:
+    [module] = modules_from_sources({"main.py": DECORATED.encode()})
+    assert [io.name for io in module.init_inputs] == ["model"]
+    detect, count, anything = module.functions
+    assert (detect.name, detect.display_name, detect.description) == (
+        "detect",
+        "Detect objects",
+        "boxes on an image",
+    )
+    assert [(io.name, io.type.value) for io in detect.input] == [
+        ("item", "Item"),
+        ("threshold", "Float"),
+    ]
+    assert (count.name, count.description) == ("count", "Count the items.")
+    assert [(io.name, io.type.value) for io in count.input] == [
+        ("items", "Item[]"),
+        ("names", "String[]"),
+        ("limit", "Integer"),
+        ("flag", "Boolean"),
+    ]
+    assert [(io.name, io.type.value) for io in anything.input] == [
+        ("config", "Json"),
+        ("data", "Json"),
+        ("maybe", "Dataset"),
+        ("odd", "Json"),
+    ]
+
+
+def test_decorated_functions_are_checked_and_marked_like_declared_ones() -> None:
+    files = {"main.py": DECORATED.encode()}
+    modules = mark_required(modules_from_sources(files), files)
+    inspect_modules(modules, files)
+    detect = modules[0].functions[0]
+    assert [(io.name, io.mandatory) for io in detect.input] == [
+        ("item", True),
+        ("threshold", None),
+    ]
