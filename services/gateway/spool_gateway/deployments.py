@@ -26,7 +26,7 @@ from spool_gateway.deployment_rules import (
 )
 from spool_gateway.deployments_store import ServiceRevision, ServiceStore
 from spool_gateway.http_errors import ApiError, not_found
-from spool_gateway.identity import Role, allows
+from spool_gateway.identity import Role, allows, highest
 from spool_gateway.identity_store import Bot, IdentityStore
 from spool_gateway.lifecycle import entry_json
 from spool_gateway.outbox import OutboxRelay, OutboxRow
@@ -85,41 +85,62 @@ class Deployments:
             raise_if_any(missing_secrets(spec.secrets, names))
 
     async def _with_bot(self, spec: ServiceSpec, who: str) -> ServiceSpec:
-        """The spec with the bot the service runs as: `botId` if sent, which must be a bot
-        that is a Developer or Owner of the service's project (400 `botId`); otherwise the
-        project's first bot, created (a Developer named `default-bot`) if it has none. Its
-        executions fail if the bot stops being a Developer (bot_ops.py)."""
+        """The spec with the bot the service runs as (its user code holds the bot's token):
+        `botId` if sent, otherwise the project's first bot that fits, created (a Developer
+        named `default-bot`) if the project has none. The bot must be a Developer or Owner of
+        the project, and no stronger anywhere than the deployer is here, so that no one gains
+        a role through a service's code (400 `botId`). Its executions fail if the bot stops
+        being a Developer (bot_ops.py)."""
         identity = IdentityStore(self.catalog.pool)
+        # The routes let only members with the Developer role through, and the admin, who is a
+        # member of nothing and may use any bot.
+        limit = await identity.role(spec.project_id, who) or Role.OWNER
         if spec.bot_id is None:
-            return spec.model_copy(update={"bot_id": await self._default_bot(spec, who)})
+            return spec.model_copy(update={"bot_id": await self._default_bot(spec, who, limit)})
         if await identity.member_kind(spec.bot_id) != "bot":
             raise ValidationFailure(FieldError("botId", f"no bot '{spec.bot_id}'"))
-        role = await identity.role(spec.project_id, spec.bot_id)
-        if not allows(role, Role.DEVELOPER):
-            raise ValidationFailure(
-                FieldError(
-                    "botId",
-                    f"the bot is {role or 'not a member'} in the project; "
-                    "a service's bot must be a developer or owner",
-                )
-            )
+        problem = await self._bot_problem(spec.project_id, spec.bot_id, limit)
+        if problem is not None:
+            raise ValidationFailure(FieldError("botId", problem))
         return spec
 
-    async def _default_bot(self, spec: ServiceSpec, who: str) -> str:
-        identity = IdentityStore(self.catalog.pool)
-        bots = await identity.bots(spec.project_id)
-        if not bots:
-            bot = Bot(
-                id=uuid.uuid4().hex,
-                project_id=spec.project_id,
-                name=DEFAULT_BOT,
-                created_by=who,
-                created_at=self.clock(),
+    async def _bot_problem(self, project_id: str, bot_id: str, limit: Role) -> str | None:
+        """Why the bot cannot run a service of this project for a deployer with `limit`."""
+        roles = await IdentityStore(self.catalog.pool).roles_of(bot_id)
+        here = roles.get(project_id)
+        if not allows(here, Role.DEVELOPER):
+            return (
+                f"the bot is {here or 'not a member'} in the project; "
+                "a service's bot must be a developer or owner"
             )
-            # False when a concurrent deploy created it first: read again either way.
-            await identity.create_bot(bot, Role.DEVELOPER)
-            bots = await identity.bots(spec.project_id)
-        return bots[0].id
+        strongest = highest(*roles.values())
+        if not allows(limit, strongest or Role.VIEWER):
+            return (
+                f"the bot is {strongest} in a project; running a service as it needs that "
+                f"role here (you: {limit})"
+            )
+        return None
+
+    async def _default_bot(self, spec: ServiceSpec, who: str, limit: Role) -> str:
+        identity = IdentityStore(self.catalog.pool)
+        for attempt in range(2):
+            for bot in await identity.bots(spec.project_id):
+                if await self._bot_problem(spec.project_id, bot.id, limit) is None:
+                    return bot.id
+            if attempt == 0:
+                bot = Bot(
+                    id=uuid.uuid4().hex,
+                    project_id=spec.project_id,
+                    name=DEFAULT_BOT,
+                    created_by=who,
+                    created_at=self.clock(),
+                )
+                # False when the name is taken (a concurrent deploy made it, or a default bot
+                # that no longer fits): the next look decides.
+                await identity.create_bot(bot, Role.DEVELOPER)
+        raise ValidationFailure(
+            FieldError("botId", "the project has no bot this service may run as; give botId")
+        )
 
     async def deploy(self, body: dict[str, Any], who: str) -> tuple[Service, bool]:
         """Create the service, or update the one with the same project and name."""

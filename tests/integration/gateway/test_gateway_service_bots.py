@@ -104,3 +104,46 @@ async def test_a_service_deployed_without_a_bot_runs_as_the_projects_first_bot(
     execution = await _execution(live, services[0]["id"])
     claim = ClaimRequest(execution_id=execution, service_id=services[0]["id"], replica_id="r")
     assert (await BotGuard(live.gw).claim(claim)).replies[0].verdict is ClaimVerdict.GRANTED
+
+
+async def test_no_one_gains_a_role_through_a_services_bot(live: Live) -> None:
+    """A Developer's service never runs as a bot stronger than the Developer: an owner bot is
+    refused by name and skipped as the default."""
+    project_id, package_id = await live.package()
+    api = live.api
+    owner_bot = await _ok(
+        await api.post(f"/projects/{project_id}/bots", json={"name": "boss", "role": "owner"}),
+        201,
+    )
+    user = await _ok(await api.post("/users", json={"name": "deb"}), 201)
+    await _ok(
+        await api.post(
+            f"/projects/{project_id}/members",
+            json={"memberId": user["user"]["id"], "role": "developer"},
+        ),
+        201,
+    )
+    headers = {"Authorization": f"Bearer {user['token']['token']}"}
+    body = {"name": "devs", "projectId": project_id, "packageId": package_id}
+    refused = await api.post("/services", json={**body, "botId": owner_bot["id"]}, headers=headers)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["details"][0]["field"] == "botId"
+    assert "you: developer" in refused.json()["details"][0]["reason"]
+
+    service = await _ok(await api.post("/services", json=body, headers=headers), 201)
+    live.queues.append(live.gw.bus.topology.service_queue(service["id"]).name)
+    bots = await _ok(await api.get(f"/projects/{project_id}/bots"))
+    default = next(b for b in bots if b["name"] == "default-bot")
+    assert service["botId"] == default["id"] != owner_bot["id"]
+    # The admin may run a service as the owner bot.
+    admins = await _ok(
+        await api.post("/services", json={**body, "name": "admins", "botId": owner_bot["id"]}),
+        201,
+    )
+    live.queues.append(live.gw.bus.topology.service_queue(admins["id"]).name)
+    # ...and a Developer then may not change it (the new revision would run as that bot).
+    changed = await api.patch(
+        f"/services/{admins['id']}", json={"runtime": {"concurrency": 2}}, headers=headers
+    )
+    assert changed.status_code == 400, changed.text
+    assert changed.json()["details"][0]["field"] == "botId"
