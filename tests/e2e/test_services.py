@@ -141,6 +141,20 @@ async def _output_becomes(client: httpx.AsyncClient, service_id: str, wanted: ob
     raise AssertionError(f"never got {wanted!r}; got {outputs[-5:]}")
 
 
+async def _replica_revisions(
+    client: httpx.AsyncClient, service_id: str, wanted: set[int]
+) -> set[int]:
+    """The revisions the service's ready replicas run, once they are `wanted`."""
+    seen: set[int] = set()
+    for _ in range(120):
+        status = (await client.get(f"/services/{service_id}/status")).json()
+        seen = {r["revision"] for r in status["runtimeStatus"] if r["state"] == "ready"}
+        if seen == wanted:
+            break
+        await asyncio.sleep(0.25)
+    return seen
+
+
 async def _status(client: httpx.AsyncClient, service_id: str, wanted: str) -> dict[str, Any]:
     for _ in range(120):
         status: dict[str, Any] = (await client.get(f"/services/{service_id}/status")).json()
@@ -175,9 +189,13 @@ async def test_package_revisions_pinning_update_and_rollback(
     assert service["packageRevision"] == "1.0.0"
     await _output_becomes(client, service["id"], "v1")  # the old revision runs
 
+    ready = await _replica_revisions(client, service["id"], {1})
     updated = await client.patch(f"/services/{service['id']}", json={"packageRevision": "latest"})
     assert updated.json()["packageRevision"] == "1.0.1"
     await _output_becomes(client, service["id"], "v2")
+    # The status says which revision each replica runs: the rollout is done when only 2 runs.
+    assert ready == {1}
+    assert await _replica_revisions(client, service["id"], {2}) == {2}
 
     rolled = await client.post(f"/services/{service['id']}/rollback", json={"revision": 1})
     assert rolled.status_code == 200, rolled.text

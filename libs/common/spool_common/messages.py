@@ -236,6 +236,7 @@ class ReplicaChanged(Message):
     state: ReplicaState
     reason: str | None = None
     at: datetime
+    revision: int | None = None  # the service revision it runs; None: the sender does not know
 
 
 class NotificationType(StrEnum):

@@ -98,6 +98,7 @@ async def _announce(bus: Bus, worker: Worker, state: ReplicaState, reason: str |
         state=state,
         reason=reason,
         at=datetime.now(UTC),
+        revision=worker.revision,
     )
     with contextlib.suppress(Exception):
         await bus.publish(bus.topology.events, f"replica.{state}", event)

@@ -268,6 +268,7 @@ class Deployments:
             "runtimeStatus": [
                 {
                     "replicaId": r.replica_id,
+                    "revision": r.revision,
                     "state": r.state,
                     "reason": r.reason,
                     "updatedAt": r.updated_at.isoformat(),

@@ -31,6 +31,7 @@ class ReplicaRecord:
     state: str
     reason: str | None
     updated_at: datetime
+    revision: int | None = None
 
 
 class ServiceStore:
@@ -124,26 +125,26 @@ class ServiceStore:
     async def record_replica(self, event: ReplicaChanged) -> None:
         """Keep the latest state per replica; an older event never overwrites a newer one."""
         await self.pool.execute(
-            "INSERT INTO replicas (replica_id, service_id, state, reason, updated_at) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (replica_id) DO UPDATE SET "
-            "state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at "
+            "INSERT INTO replicas (replica_id, service_id, state, reason, updated_at, revision) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (replica_id) DO UPDATE SET "
+            "state = excluded.state, reason = excluded.reason, updated_at = excluded.updated_at, "
+            "revision = coalesce(excluded.revision, replicas.revision) "
             "WHERE replicas.updated_at <= excluded.updated_at",
             event.replica_id,
             event.service_id,
             event.state.value,
             event.reason,
             event.at,
+            event.revision,
         )
 
     async def replicas(self, service_id: str) -> list[ReplicaRecord]:
         rows = await self.pool.fetch(
-            "SELECT replica_id, state, reason, updated_at FROM replicas "
+            "SELECT replica_id, state, reason, updated_at, revision FROM replicas "
             "WHERE service_id = $1 ORDER BY updated_at DESC LIMIT 200",
             service_id,
         )
-        return [
-            ReplicaRecord(r["replica_id"], r["state"], r["reason"], r["updated_at"]) for r in rows
-        ]
+        return [ReplicaRecord(**dict(r)) for r in rows]
 
 
 async def update_service(

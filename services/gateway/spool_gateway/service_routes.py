@@ -135,7 +135,8 @@ async def activate_service(
 
 @router.get("/services/{service_id}/status")
 async def service_status(service_id: str, gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
-    """Active / Inactive / Initializing / Error, and one runtimeStatus entry per live replica."""
+    """Active / Inactive / Initializing / Error, `desiredReplicas` (the autoscaler's when it
+    has one), and one runtimeStatus entry per live replica with the revision it runs."""
     await service_of(gw, who, service_id)
     return await gw.deployments.status(service_id)
 

@@ -165,7 +165,12 @@ class Reconciler:
                 # Dated by its start, so it never overwrites what the agent said since.
                 started = datetime.now(UTC) - timedelta(seconds=self.clock() - view.started_at)
                 await self._announce(
-                    view.replica_id, view.service_id, ReplicaState.STARTING, None, at=started
+                    view.replica_id,
+                    view.service_id,
+                    ReplicaState.STARTING,
+                    None,
+                    at=started,
+                    revision=view.revision,
                 )
         for gone in seen.exits:
             self._known.pop(gone.replica_id, None)
@@ -289,6 +294,7 @@ class Reconciler:
         reason: str | None,
         *,
         at: datetime | None = None,
+        revision: int | None = None,
     ) -> None:
         """Tell the platform (the gateway's service status) what happened to a replica."""
         event = ReplicaChanged(
@@ -297,6 +303,7 @@ class Reconciler:
             state=state,
             reason=reason,
             at=at or datetime.now(UTC),
+            revision=revision,
         )
         try:
             await self.bus.publish(self.bus.topology.events, f"replica.{state}", event)
