@@ -1,7 +1,8 @@
 """The Python SDK against the real platform: projects, push (and a new revision), deploy,
 execute (sync and not), wait, logs, failures, terminate, rerun, update with MLRun's modifiers,
-rollback, pause and resume, status, scaling, triggers (event with Filters, and cron), delete,
-typed errors, and retries of rate-limited creates.
+rollback, pause and resume, status, scaling, triggers (event with Filters, dry runs, published
+events, and cron), notifications, users and tokens, members, bots, secrets, delete, typed
+errors, and retries of rate-limited creates.
 
 The SDK is synchronous (like dtlpy): each test runs its SDK calls in a thread, beside the
 event loop that holds the platform's processes."""
@@ -433,11 +434,6 @@ async def test_autoscaler_decisions(deployed: Deployed) -> None:
     await asyncio.to_thread(body)
 
 
-def _publish(sdk: spool.Client, project_id: str, item: dict[str, Any]) -> None:
-    event = {"resource": "Item", "action": "Created", "projectId": project_id, "entity": item}
-    sdk.post("/events", event)
-
-
 async def test_event_and_cron_triggers(deployed: Deployed, sdk: spool.Client) -> None:
     def body() -> None:
         service = deployed.service
@@ -451,9 +447,24 @@ async def test_event_and_cron_triggers(deployed: Deployed, sdk: spool.Client) ->
         assert trigger.spec.model_dump(by_alias=True)["filter"] == {
             "$and": [{"hidden": False}, {"type": "file"}, {"dir": "/input"}]
         }
-        project = deployed.project.id
-        _publish(sdk, project, {"id": "i-other", "name": "b.jpg", "dir": "/other"})
-        _publish(sdk, project, {"id": "i-in", "name": "a.jpg", "dir": "/input"})
+        other = {"id": "i-other", "name": "b.jpg", "dir": "/other"}
+        verdicts = {v.name: v for v in deployed.project.triggers.dry_run(entity=other)}
+        assert verdicts["on-input"].trigger_id == trigger.id
+        assert not verdicts["on-input"].fires
+        assert "dir" in verdicts["on-input"].reason
+        inside = {"id": "i-in", "name": "a.jpg", "dir": "/input"}
+        (verdict,) = sdk.triggers.dry_run(
+            TriggerResource.ITEM, TriggerAction.CREATED, inside, project_id=deployed.project.id
+        )
+        assert (verdict.name, verdict.fires) == ("on-input", True)
+        with pytest.raises(spool.BadRequest, match="project"):
+            sdk.triggers.dry_run(entity=inside)
+
+        sdk.events.publish(project=deployed.project, entity=other)
+        event_id = deployed.project.events.publish(
+            resource=TriggerResource.ITEM, action=TriggerAction.CREATED, entity=inside
+        )
+        assert event_id
         fired = _until(
             lambda: sdk.executions.list(trigger_id=trigger.id), timeout=60, what="a fire"
         )
@@ -523,5 +534,121 @@ async def test_delete(deployed: Deployed, sdk: spool.Client) -> None:
         service.delete()
         with pytest.raises(spool.NotFound):
             sdk.services.get(service_id=service.id)
+
+    await asyncio.to_thread(body)
+
+
+CRASHING = """
+class ServiceRunner:
+    def __init__(self):
+        raise RuntimeError("the model file is missing")
+
+    def run(self):
+        return 1
+"""
+
+
+async def test_notifications_of_a_crashing_service(deployed: Deployed, tmp_path: Path) -> None:
+    def body() -> None:
+        (tmp_path / "main.py").write_text(CRASHING)
+        module = {"name": "default_module", "functions": [{"name": "run"}]}
+        manifest = {"name": "sdk-crashy", "modules": [module]}
+        (tmp_path / "package.json").write_bytes(orjson.dumps(manifest))
+        package = deployed.project.packages.push(src_path=tmp_path)
+        runtime = spool.KubernetesRuntime(
+            autoscaler=spool.KubernetesRabbitmqAutoscaler(min_replicas=1, max_replicas=1)
+        )
+        service = package.deploy(service_name="crashy", runtime=runtime)
+        kind = spool.NotificationType.INIT_ERROR
+        found = _until(lambda: service.notifications(type=kind), timeout=60, what="InitError")
+        assert all(n.type is kind and n.service_id == service.id for n in found)
+        assert any("the model file is missing" in line for line in found[0].log_tail)
+        in_project = deployed.project.notifications(type=kind, service_id=service.id, limit=1000)
+        assert found[0].id in [n.id for n in in_project]
+        assert found[0].id not in [n.id for n in deployed.service.notifications()]
+        service.delete(force=True)
+
+    await asyncio.to_thread(body)
+
+
+async def test_users_tokens_members_and_bots(sdk: spool.Client, platform: LocalPlatform) -> None:
+    def body() -> None:
+        ada = sdk.users.create("sdk-ada")
+        assert ada.user.name == "sdk-ada"
+        assert ada.token.token.startswith("spl_")
+        assert ada.token.token not in f"{ada!r} {ada.token}"
+        assert ada.user.id in [u.id for u in sdk.users.list()]
+        with pytest.raises(spool.Forbidden):
+            sdk.users.me()  # the admin token is no user's
+        with spool.Client(platform.url, ada.token.token) as as_ada:
+            assert as_ada.users.me() == ada.user
+            _tokens(platform, as_ada.users.tokens, lambda c: c.users.me())
+            _members_and_bots(sdk, platform, as_ada.projects.create("sdk-team"), ada.user)
+
+    await asyncio.to_thread(body)
+
+
+def _tokens(
+    platform: LocalPlatform, tokens: spool.Tokens, check: Callable[[spool.Client], Any]
+) -> None:
+    """A new token works until it is revoked (at once: the same gateway)."""
+    ci = tokens.create(name="ci", expires_in=3600)
+    assert ci.info.expires_at is not None
+    assert ci.info.id in [t.id for t in tokens.list()]
+    with spool.Client(platform.url, ci.token) as as_ci:
+        assert check(as_ci)
+        tokens.revoke(ci.info.id)
+        with pytest.raises(spool.Unauthorized):
+            check(as_ci)
+    (listed,) = [t for t in tokens.list() if t.id == ci.info.id]
+    assert listed.revoked_at is not None
+
+
+def _members_and_bots(
+    sdk: spool.Client, platform: LocalPlatform, project: spool.Project, owner: spool.User
+) -> None:
+    def roles() -> dict[str, spool.MemberRole]:
+        return {m.member_id: m.role for m in project.members.list()}
+
+    bob = sdk.users.create("sdk-bob").user
+    assert roles() == {owner.id: spool.MemberRole.OWNER}
+    assert project.members.add(bob.id, spool.MemberRole.VIEWER).member_kind == "user"
+    assert project.members.update(bob.id, "developer").role is spool.MemberRole.DEVELOPER
+    assert roles()[bob.id] is spool.MemberRole.DEVELOPER
+    project.members.remove(bob.id)
+    assert bob.id not in roles()
+    with pytest.raises(spool.Conflict, match="last owner"):
+        project.members.remove(owner.id)
+
+    bot = project.bots.create("reporting", role=spool.MemberRole.VIEWER)
+    assert (bot.name, roles()[bot.id]) == ("reporting", spool.MemberRole.VIEWER)
+    assert [b.id for b in project.bots.list()] == [bot.id]
+    _tokens(platform, bot.tokens, lambda c: c.projects.get(project_id=project.id))
+    spare = project.bots.create("spare")
+    project.bots.delete(spare.id)
+    bot.delete()
+    assert project.bots.list() == []
+    assert set(roles()) == {owner.id}
+
+
+async def test_secrets_are_metadata_only(sdk: spool.Client) -> None:
+    def body() -> None:
+        project = sdk.projects.create("sdk-secrets")
+        created = project.secrets.create("API_KEY", "s3cret-value")
+        assert (created.name, created.project_id) == ("API_KEY", project.id)
+        assert "s3cret" not in orjson.dumps(created.to_wire()).decode()
+        with pytest.raises(spool.Conflict, match="PUT replaces"):
+            project.secrets.create("API_KEY", "again")
+        with pytest.raises(spool.BadRequest):
+            project.secrets.create("PATH", "/nope")
+        assert [s.name for s in project.secrets.list()] == ["API_KEY"]
+        replaced = project.secrets.update("API_KEY", "n3w-value")
+        assert replaced.updated_at >= created.updated_at
+        assert project.secrets.get("API_KEY").updated_at == replaced.updated_at
+        project.secrets.delete("API_KEY")
+        with pytest.raises(spool.NotFound):
+            project.secrets.get("API_KEY")
+        with pytest.raises(spool.NotFound):
+            project.secrets.update("API_KEY", "gone")
 
     await asyncio.to_thread(body)

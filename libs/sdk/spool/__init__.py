@@ -14,9 +14,10 @@
     )
     print(service.execute({"name": "world"}, sync=True))    # "hello world"
 
-`spool.projects`, `spool.packages`, `spool.services`, `spool.executions` and `spool.triggers`
-use the client `spool.login` set (or one from the environment and the config file); a
-`spool.Client(url, token)` has the same repositories for another platform.
+`spool.projects`, `spool.packages`, `spool.services`, `spool.executions`, `spool.triggers`,
+`spool.events` and `spool.users` use the client `spool.login` set (or one from the environment
+and the config file); a `spool.Client(url, token)` has the same repositories for another
+platform. A project has its own: `project.secrets`, `project.members`, `project.bots`.
 """
 
 from spool import config
@@ -36,9 +37,12 @@ from spool.errors import (
     Unauthorized,
     Unavailable,
 )
+from spool.event import Events
 from spool.execution import Execution, Executions
 from spool.filters import Filters, FiltersMethod, FiltersOperations, FiltersResource
 from spool.logs import LogLine
+from spool.member import Bot, Bots, Member, MemberRole, Members
+from spool.notification import Notification
 from spool.package import Deployment, Package, Packages
 from spool.project import Project, Projects
 from spool.runtime import (
@@ -49,8 +53,11 @@ from spool.runtime import (
     KubernetesRuntime,
     PreemptionMode,
 )
+from spool.secret import Secret, Secrets
 from spool.service import ScalingDecision, Service, ServiceRevision, Services, ServiceStatus
-from spool.trigger import Trigger, Triggers
+from spool.trigger import Trigger, Triggers, TriggerVerdict
+from spool.user import NewToken, NewUser, TokenInfo, Tokens, User, Users
+from spool_common.messages import NotificationType
 from spool_common.models import (
     ExecutionStatus,
     FunctionIO,
@@ -67,6 +74,8 @@ packages = Packages()
 services = Services()
 executions = Executions()
 triggers = Triggers()
+events = Events()
+users = Users()
 
 # For user code and local runs (written alongside, in runner.py and local.py).
 from spool.local import LocalServiceRunner, replay  # noqa: E402
@@ -84,6 +93,8 @@ __all__ = [
     "Annotation",
     "BadRequest",
     "BaseServiceRunner",
+    "Bot",
+    "Bots",
     "Client",
     "ConfigError",
     "Conflict",
@@ -91,6 +102,7 @@ __all__ = [
     "Dataset",
     "Deployment",
     "Detail",
+    "Events",
     "Execution",
     "ExecutionFailed",
     "ExecutionStatus",
@@ -109,7 +121,14 @@ __all__ = [
     "KubernetesRuntime",
     "LocalServiceRunner",
     "LogLine",
+    "Member",
+    "MemberRole",
+    "Members",
+    "NewToken",
+    "NewUser",
     "NotFound",
+    "Notification",
+    "NotificationType",
     "OnResetAction",
     "Package",
     "PackageInputType",
@@ -121,6 +140,8 @@ __all__ = [
     "RateLimited",
     "RetryPolicy",
     "ScalingDecision",
+    "Secret",
+    "Secrets",
     "ServerError",
     "Service",
     "ServiceRevision",
@@ -128,15 +149,21 @@ __all__ = [
     "Services",
     "SpoolConnectionError",
     "SpoolError",
+    "TokenInfo",
+    "Tokens",
     "Trigger",
     "TriggerAction",
     "TriggerExecutionMode",
     "TriggerResource",
     "TriggerType",
+    "TriggerVerdict",
     "Triggers",
     "Unauthorized",
     "Unavailable",
+    "User",
+    "Users",
     "config",
+    "events",
     "executions",
     "function",
     "login",
@@ -145,4 +172,5 @@ __all__ = [
     "replay",
     "services",
     "triggers",
+    "users",
 ]

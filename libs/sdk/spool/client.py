@@ -27,11 +27,13 @@ from spool import config
 from spool.errors import SpoolConnectionError, from_response, parse_retry_after
 
 if TYPE_CHECKING:
+    from spool.event import Events
     from spool.execution import Executions
     from spool.package import Packages
     from spool.project import Projects
     from spool.service import Services
     from spool.trigger import Triggers
+    from spool.user import Users
 
 USER_AGENT = "spool-sdk/0.1.0"
 DEFAULT_TIMEOUT = 30.0  # seconds per request; long-polls add their own wait to it
@@ -168,6 +170,9 @@ class Client:
     def patch(self, path: str, json: Any = None, **params: Any) -> Any:
         return self.request("PATCH", path, json=json, params=params)
 
+    def put(self, path: str, json: Any = None, **params: Any) -> Any:
+        return self.request("PUT", path, json=json, params=params)
+
     def delete(self, path: str, **params: Any) -> Any:
         return self.request("DELETE", path, params=params)
 
@@ -201,6 +206,18 @@ class Client:
         from spool.trigger import Triggers
 
         return Triggers(self)
+
+    @property
+    def events(self) -> Events:
+        from spool.event import Events
+
+        return Events(self)
+
+    @property
+    def users(self) -> Users:
+        from spool.user import Users
+
+        return Users(self)
 
 
 def _param(value: Any) -> str:

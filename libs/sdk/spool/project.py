@@ -8,11 +8,17 @@ from typing import TYPE_CHECKING, Any
 from spool.client import Bound
 from spool.entity import Entity
 from spool.errors import BadRequest, Detail, NotFound
+from spool.notification import Notification, find_notifications
 from spool_common import models
+from spool_common.messages import NotificationType
 
 if TYPE_CHECKING:
+    from spool.event import Events
+    from spool.member import Bots, Members
     from spool.package import Packages
+    from spool.secret import Secrets
     from spool.service import Services
+    from spool.trigger import Triggers
 
 
 class Project(models.Project, Entity):
@@ -28,6 +34,56 @@ class Project(models.Project, Entity):
         from spool.service import Services
 
         return Services(self.client, project_id=self.id)
+
+    @property
+    def triggers(self) -> Triggers:
+        """The triggers of the project's services; `project.triggers.dry_run(...)`."""
+        from spool.trigger import Triggers
+
+        return Triggers(self.client, project_id=self.id)
+
+    @property
+    def events(self) -> Events:
+        """`project.events.publish(entity={...})` fires the project's Event triggers."""
+        from spool.event import Events
+
+        return Events(self.client, project_id=self.id)
+
+    @property
+    def secrets(self) -> Secrets:
+        from spool.secret import Secrets
+
+        return Secrets(self.client, self.id)
+
+    @property
+    def members(self) -> Members:
+        from spool.member import Members
+
+        return Members(self.client, self.id)
+
+    @property
+    def bots(self) -> Bots:
+        from spool.member import Bots
+
+        return Bots(self.client, self.id)
+
+    def notifications(
+        self,
+        type: NotificationType | str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        service_id: str | None = None,
+    ) -> builtins.list[Notification]:
+        """The project's service notifications, newest first (of one type, one service)."""
+        return find_notifications(
+            self.client,
+            "/notifications",
+            type,
+            limit,
+            offset,
+            projectId=self.id,
+            serviceId=service_id,
+        )
 
 
 def only_one(found: list[Any], kind: str, field: str, name: str, scope: str = "") -> Any:

@@ -22,10 +22,12 @@ from spool.entity import Entity
 from spool.errors import ExecutionFailed
 from spool.execution import Execution, ExecutionInput, Executions
 from spool.logs import POLL_SECONDS, LogLine
+from spool.notification import Notification, find_notifications
 from spool.project import need_one, only_one
 from spool.runtime import KubernetesRuntime, PreemptionMode
 from spool.trigger import Triggers
 from spool_common import models
+from spool_common.messages import NotificationType
 from spool_common.models import WireModel
 
 LOG_PAGE_SIZE = 100
@@ -114,6 +116,13 @@ class Service(models.Service, Entity):
 
     def status(self) -> ServiceStatus:
         return ServiceStatus.model_validate(self.client.get(f"/services/{self.id}/status"))
+
+    def notifications(
+        self, type: NotificationType | str | None = None, limit: int = 100, offset: int = 0
+    ) -> builtins.list[Notification]:
+        """What went wrong with the replicas (InitError, crash loops...), newest first."""
+        path = f"/services/{self.id}/notifications"
+        return find_notifications(self.client, path, type, limit, offset)
 
     def scaling(
         self, since: datetime | None = None, limit: int = 100

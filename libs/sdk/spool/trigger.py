@@ -13,9 +13,16 @@ from typing import Any
 from spool.client import Bound, Client
 from spool.entity import Entity
 from spool.errors import BadRequest, Detail, required
+from spool.event import event_body, project_of
 from spool.filters import Filters
 from spool_common import models
-from spool_common.models import TriggerAction, TriggerExecutionMode, TriggerResource, TriggerType
+from spool_common.models import (
+    TriggerAction,
+    TriggerExecutionMode,
+    TriggerResource,
+    TriggerType,
+    WireModel,
+)
 
 EVENT_ONLY = ("filters", "resource", "actions", "execution_mode")
 CRON_ONLY = ("cron", "start_at", "end_at")
@@ -82,12 +89,28 @@ class Trigger(models.Trigger, Entity):
     __str__ = __repr__
 
 
-class Triggers(Bound):
-    """Triggers of every service, or of one (`service.triggers`)."""
+class TriggerVerdict(WireModel):
+    """A dry run's answer for one trigger: whether the event would fire it, and why not."""
 
-    def __init__(self, client: Client | None = None, service: models.Service | None = None):
+    trigger_id: str
+    name: str
+    fires: bool
+    reason: str
+
+
+class Triggers(Bound):
+    """Triggers of every service, of a project's (`project.triggers`) or of one service's
+    (`service.triggers`)."""
+
+    def __init__(
+        self,
+        client: Client | None = None,
+        service: models.Service | None = None,
+        project_id: str | None = None,
+    ):
         super().__init__(client)
         self._service = service
+        self._project_id = project_id or (service.project_id if service is not None else None)
 
     def _target(self, service_id: str | None, project_id: str | None) -> tuple[str, str]:
         if service_id is None and self._service is not None:
@@ -148,5 +171,21 @@ class Triggers(Bound):
     ) -> builtins.list[Trigger]:
         if service_id is None and self._service is not None:
             service_id = self._service.id
+        project_id = project_id or self._project_id
         found = self.client.get("/triggers", projectId=project_id, serviceId=service_id)
         return [Trigger.from_json(self.client, t) for t in found]
+
+    def dry_run(
+        self,
+        resource: TriggerResource | str = TriggerResource.ITEM,
+        action: TriggerAction | str = TriggerAction.CREATED,
+        entity: Mapping[str, Any] | None = None,
+        entity_id: str | None = None,
+        project_id: str | None = None,
+    ) -> builtins.list[TriggerVerdict]:
+        """Whether each trigger of the project (every one, also from `service.triggers`)
+        would fire on this event, and if not why; nothing is created or run."""
+        event = event_body(resource, action, entity, entity_id)
+        body = {"projectId": project_of(project_id, None, self._project_id), "event": event}
+        found = self.client.post("/triggers/dry-run", body)
+        return [TriggerVerdict.model_validate(v) for v in found]

@@ -3,13 +3,12 @@ project or per service."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from spool_common.messages import NotificationType
-from spool_common.models import WireModel
+from spool_common.notifications import Notification
 from spool_gateway.access import authorize, service_of
 from spool_gateway.api import GatewayDep, PrincipalDep
 from spool_gateway.identity import Role
@@ -21,19 +20,6 @@ router = APIRouter(tags=["notifications"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
 TypeFilter = Annotated[NotificationType | None, Query(alias="type")]
-
-
-class Notification(WireModel):
-    id: str
-    project_id: str
-    service_id: str
-    type: NotificationType
-    title: str
-    message: str
-    replica_id: str | None = None
-    log_tail: list[str]
-    deactivated: bool  # this notification set the service inactive (a crash loop)
-    created_at: datetime
 
 
 def _out(record: NotificationRecord) -> Notification:

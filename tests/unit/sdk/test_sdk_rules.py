@@ -1,5 +1,6 @@
 """The SDK's pure decisions: errors from API answers, retries, long-poll and log paging,
-execution inputs, trigger specs, deploy bodies, merge patches, and what a push zips."""
+execution inputs, trigger specs, event bodies, deploy bodies, merge patches, and what a push
+zips."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from spool.client import RetryPolicy, retry_wait
 from spool.codebase import manifest, read_sources, skipped, zip_sources
 from spool.entity import merge_diff
 from spool.errors import from_response
+from spool.event import event_body, project_of
 from spool.execution import input_json, poll_seconds, resource_input
 from spool.logs import Step, next_step
 from spool.package import deploy_body
 from spool.trigger import trigger_spec
 from spool_common.archive import read_archive
-from spool_common.models import Package, PackageModule, TriggerType
+from spool_common.models import Package, PackageModule, TriggerAction, TriggerResource, TriggerType
 
 
 def _body(message: str, *details: tuple[str, str], code: str = "invalid_request") -> bytes:
@@ -249,3 +251,55 @@ def test_bad_sources_are_refused(tmp_path: Path) -> None:
         read_sources(tmp_path)
     with pytest.raises(spool.BadRequest, match=r"package\.json is not valid JSON"):
         manifest({"package.json": b"{"})
+
+
+@pytest.mark.parametrize(
+    ("entity", "entity_id", "body"),
+    [
+        (None, None, {"resource": "Item", "action": "Created", "entity": {}}),
+        ({"id": "i-1"}, None, {"resource": "Item", "action": "Created", "entity": {"id": "i-1"}}),
+        (
+            {"name": "a.jpg"},
+            "i-2",
+            {
+                "resource": "Item",
+                "action": "Created",
+                "entity": {"name": "a.jpg"},
+                "entityId": "i-2",
+            },
+        ),
+    ],
+)
+def test_event_body(entity: dict[str, Any] | None, entity_id: str | None, body: Any) -> None:
+    found = event_body(TriggerResource.ITEM, TriggerAction.CREATED, entity, entity_id)
+    assert orjson.loads(orjson.dumps(found)) == body
+
+
+@pytest.mark.parametrize(
+    ("project_id", "project", "bound", "chosen"),
+    [
+        ("p-arg", "p-obj", "p-bound", "p-arg"),
+        (None, "p-obj", "p-bound", "p-obj"),
+        (None, None, "p-bound", "p-bound"),
+    ],
+)
+def test_the_project_of_a_call(
+    project_id: str | None, project: str | None, bound: str | None, chosen: str
+) -> None:
+    given = spool.Project(id=project, name="x") if project else None
+    assert project_of(project_id, given, bound) == chosen
+
+
+def test_a_call_without_a_project_is_refused() -> None:
+    with pytest.raises(spool.BadRequest, match="project_id= or project=") as refused:
+        project_of(None, None, None)
+    assert refused.value.details[0].field == "projectId"
+
+
+def test_a_new_token_stays_out_of_reprs() -> None:
+    info = {"id": "t-1", "kind": "user", "subject": "u-1", "createdAt": "2024-05-01T00:00:00Z"}
+    new = spool.NewToken.model_validate({"token": "spl_s3cret", "info": info})
+    user = {"id": "u-1", "name": "ada", "createdAt": "2024-05-01T00:00:00Z"}
+    created = spool.NewUser.model_validate({"user": user, "token": new.to_wire()})
+    assert "spl_s3cret" not in f"{new!r} {new} {created!r} {created}"
+    assert created.token.token == "spl_s3cret"
