@@ -204,3 +204,47 @@ async def test_renewed_leases_are_not_reaped(pool: asyncpg.Pool) -> None:
     await _expire(pool)
     assert await ledger.renew([("e1", 1), ("e1", 7)], 30) == 1
     assert (await ledger.reap(_decide, _requeue))[0] == 0
+
+
+async def test_t20_racing_reapers_and_late_reports_settle_each_attempt_once(
+    pool: asyncpg.Pool,
+) -> None:
+    """T20: 60 attempts whose leases expired, settled by 6 reapers at once (SKIP LOCKED) while
+    the replicas' own final reports for half of them arrive at the same moment: each attempt
+    ends exactly once, either as the report says or requeued by one reaper, never both."""
+    ledger = Ledger(pool)
+    service = await _service(pool, OnResetAction.RERUN, 3)
+    ids = [f"e{i}" for i in range(60)]
+    for execution_id in ids:
+        await _execution(ledger, service, execution_id)
+    assert await ledger.claim_many(ids, "s1", "r1", 30, NOW) == [1] * len(ids)
+    await _expire(pool)
+    reports = [
+        ExecutionFinished(
+            execution_id=execution_id,
+            attempt=1,
+            replica_id="r1",
+            status=ExecutionStatus.SUCCESS,
+            output="out",
+            started_at=NOW,
+            finished_at=NOW,
+        )
+        for execution_id in ids[::2]
+    ]
+    reaped, finished = await asyncio.gather(
+        asyncio.gather(*(ledger.reap(_decide, _requeue, limit=7) for _ in range(6))),
+        asyncio.gather(*(ledger.finish(r) for r in reports)),
+    )
+    while (more := await ledger.reap(_decide, _requeue))[0]:  # what the round left over
+        reaped = [*reaped, more]
+    requeued = [row.body.decode() for _, rows, _ in reaped for row in rows]
+    applied = {f.id for f in finished if f is not None}
+    assert len(requeued) == len(set(requeued))  # no attempt requeued twice
+    assert not applied & set(requeued)  # finished or requeued, never both
+    assert applied | set(requeued) == set(ids)  # and every attempt one of them
+    for execution_id in ids:
+        execution = await ledger.get(execution_id)
+        assert execution is not None
+        statuses = [e.status for e in execution.status_log]
+        wanted = "success" if execution_id in applied else "rerun"
+        assert statuses == ["created", "in-progress", wanted], (execution_id, statuses)
