@@ -26,7 +26,7 @@ from spool_gateway.deployment_rules import (
 )
 from spool_gateway.deployments_store import ServiceRevision, ServiceStore
 from spool_gateway.http_errors import ApiError, not_found
-from spool_gateway.identity import Role, allows, highest
+from spool_gateway.identity import Role, service_bot_problem
 from spool_gateway.identity_store import Bot, IdentityStore
 from spool_gateway.lifecycle import entry_json
 from spool_gateway.outbox import OutboxRelay, OutboxRow
@@ -99,48 +99,40 @@ class Deployments:
             return spec.model_copy(update={"bot_id": await self._default_bot(spec, who, limit)})
         if await identity.member_kind(spec.bot_id) != "bot":
             raise ValidationFailure(FieldError("botId", f"no bot '{spec.bot_id}'"))
-        problem = await self._bot_problem(spec.project_id, spec.bot_id, limit)
+        roles = await identity.roles_of(spec.bot_id)
+        problem = service_bot_problem(spec.project_id, roles, limit)
         if problem is not None:
             raise ValidationFailure(FieldError("botId", problem))
         return spec
 
-    async def _bot_problem(self, project_id: str, bot_id: str, limit: Role) -> str | None:
-        """Why the bot cannot run a service of this project for a deployer with `limit`."""
-        roles = await IdentityStore(self.catalog.pool).roles_of(bot_id)
-        here = roles.get(project_id)
-        if not allows(here, Role.DEVELOPER):
-            return (
-                f"the bot is {here or 'not a member'} in the project; "
-                "a service's bot must be a developer or owner"
-            )
-        strongest = highest(*roles.values())
-        if not allows(limit, strongest or Role.VIEWER):
-            return (
-                f"the bot is {strongest} in a project; running a service as it needs that "
-                f"role here (you: {limit})"
-            )
-        return None
-
     async def _default_bot(self, spec: ServiceSpec, who: str, limit: Role) -> str:
+        found = await self._fitting_bot(spec.project_id, limit)
+        if found is None:
+            bot = Bot(
+                id=uuid.uuid4().hex,
+                project_id=spec.project_id,
+                name=DEFAULT_BOT,
+                created_by=who,
+                created_at=self.clock(),
+            )
+            # False when the name is taken (a concurrent deploy made it, or a default bot
+            # that no longer fits): the next look decides.
+            await IdentityStore(self.catalog.pool).create_bot(bot, Role.DEVELOPER)
+            found = await self._fitting_bot(spec.project_id, limit)
+        if found is None:
+            raise ValidationFailure(
+                FieldError("botId", "the project has no bot this service may run as; give botId")
+            )
+        return found
+
+    async def _fitting_bot(self, project_id: str, limit: Role) -> str | None:
+        """The project's first bot a deployer with `limit` may run a service as."""
         identity = IdentityStore(self.catalog.pool)
-        for attempt in range(2):
-            for bot in await identity.bots(spec.project_id):
-                if await self._bot_problem(spec.project_id, bot.id, limit) is None:
-                    return bot.id
-            if attempt == 0:
-                bot = Bot(
-                    id=uuid.uuid4().hex,
-                    project_id=spec.project_id,
-                    name=DEFAULT_BOT,
-                    created_by=who,
-                    created_at=self.clock(),
-                )
-                # False when the name is taken (a concurrent deploy made it, or a default bot
-                # that no longer fits): the next look decides.
-                await identity.create_bot(bot, Role.DEVELOPER)
-        raise ValidationFailure(
-            FieldError("botId", "the project has no bot this service may run as; give botId")
-        )
+        for bot in await identity.bots(project_id):
+            roles = await identity.roles_of(bot.id)
+            if service_bot_problem(project_id, roles, limit) is None:
+                return bot.id
+        return None
 
     async def deploy(self, body: dict[str, Any], who: str) -> tuple[Service, bool]:
         """Create the service, or update the one with the same project and name."""

@@ -21,7 +21,7 @@ from spool_gateway.api import GatewayDep, PrincipalDep
 from spool_gateway.catalog import Principal
 from spool_gateway.core import Gateway, hash_token, new_id
 from spool_gateway.http_errors import ApiError, not_found
-from spool_gateway.identity import Role, highest, leaves_no_owner, new_token
+from spool_gateway.identity import Role, leaves_no_owner, new_token, role_to_hold_bot
 from spool_gateway.identity_store import Bot, LastOwner, Member, TokenInfo, User
 
 router = APIRouter()
@@ -231,9 +231,8 @@ async def _managed_bot(gw: Gateway, who: Principal, project_id: str, bot_id: str
     bot = await gw.identity.bot(bot_id)
     if bot is None or bot.project_id != project_id:
         raise not_found("bot", "botId", bot_id)
-    strongest = highest(Role.DEVELOPER, *(await gw.identity.roles_of(bot_id)).values())
-    assert strongest is not None
-    await authorize(gw, who, project_id, strongest)
+    needed = role_to_hold_bot((await gw.identity.roles_of(bot_id)).values())
+    await authorize(gw, who, project_id, needed)
     return bot
 
 

@@ -35,7 +35,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from support.stores import drop, migrated_pool
+from support.stores import drop, migrated_pool, seed_service
 
 import spool_gateway
 from spool_common.messages import ExecutionFinished, ExecutionProgress, InterruptReason
@@ -43,13 +43,8 @@ from spool_common.models import (
     Execution,
     ExecutionStatus,
     OnResetAction,
-    Package,
-    Project,
-    Service,
     StatusEntry,
 )
-from spool_gateway.catalog import Catalog
-from spool_gateway.deployments_store import ServiceStore
 from spool_gateway.ledger import Ledger, Lost, NewExecution
 from spool_gateway.lifecycle import ClaimState, dead_letter_entry, plan_interrupted
 from spool_gateway.outbox import OutboxRow
@@ -84,29 +79,11 @@ def db(database_url: str, namespace: str) -> Iterator[Db]:
     schema = f"gateway_{namespace}"
     pool: asyncpg.Pool = loop.run_until_complete(migrated_pool(database_url, schema, MIGRATIONS))
     try:
-        loop.run_until_complete(_service(pool))
+        loop.run_until_complete(seed_service(pool, OnResetAction.RERUN, MAX_ATTEMPTS, NOW))
         yield Db(loop, Ledger(pool))
     finally:
         loop.run_until_complete(drop(database_url, pool, schema))
         loop.close()
-
-
-async def _service(pool: asyncpg.Pool) -> None:
-    catalog = Catalog(pool)
-    await catalog.create_project(Project(id="p1", name="p", created_at=NOW))
-    package = Package(id="k1", name="pkg", project_id="p1", created_at=NOW)
-    await catalog.create_package(package, "sha", b"zip")
-    service = Service(
-        id="s1",
-        name="svc",
-        project_id="p1",
-        package_id="k1",
-        package_revision="1.0.0",
-        on_reset=OnResetAction.RERUN,
-        max_attempts=MAX_ATTEMPTS,
-        created_at=NOW,
-    )
-    await ServiceStore(pool).create(service, OutboxRow("x", "service.created", b"{}"))
 
 
 def _requeue(lost: Lost) -> OutboxRow:

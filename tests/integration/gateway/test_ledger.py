@@ -7,19 +7,16 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from support.stores import seed_service
 
 from spool_common.messages import ExecutionFinished
 from spool_common.models import (
     Execution,
     ExecutionStatus,
     OnResetAction,
-    Package,
-    Project,
     Service,
     StatusEntry,
 )
-from spool_gateway.catalog import Catalog
-from spool_gateway.deployments_store import ServiceStore
 from spool_gateway.ledger import Ledger, Lost, NewExecution
 from spool_gateway.lifecycle import ClaimState, plan_lost_attempt
 from spool_gateway.outbox import OutboxRow
@@ -27,25 +24,6 @@ from spool_gateway.outbox import OutboxRow
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-async def _service(pool: asyncpg.Pool, on_reset: OnResetAction, max_attempts: int) -> Service:
-    catalog = Catalog(pool)
-    await catalog.create_project(Project(id="p1", name="p", created_at=NOW))
-    package = Package(id="k1", name="pkg", project_id="p1", created_at=NOW)
-    await catalog.create_package(package, "sha", b"zip")
-    service = Service(
-        id="s1",
-        name="svc",
-        project_id="p1",
-        package_id="k1",
-        package_revision="1.0.0",
-        on_reset=on_reset,
-        max_attempts=max_attempts,
-        created_at=NOW,
-    )
-    await ServiceStore(pool).create(service, OutboxRow("x", "service.created", b"{}"))
-    return service
 
 
 async def _execution(ledger: Ledger, service: Service, execution_id: str = "e1") -> None:
@@ -79,7 +57,7 @@ async def test_creating_an_execution_writes_its_outbox_row_in_the_same_transacti
     pool: asyncpg.Pool,
 ) -> None:
     ledger = Ledger(pool)
-    service = await _service(pool, OnResetAction.FAILED, 3)
+    service = await seed_service(pool, OnResetAction.FAILED, 3, NOW)
     await _execution(ledger, service)
     rows = await pool.fetch("SELECT exchange, routing_key FROM outbox ORDER BY id")
     assert [(r["exchange"], r["routing_key"]) for r in rows][-1] == ("ex", "s1")
@@ -90,7 +68,7 @@ async def test_creating_an_execution_writes_its_outbox_row_in_the_same_transacti
 
 async def test_exactly_one_of_many_concurrent_claims_wins(pool: asyncpg.Pool) -> None:
     ledger = Ledger(pool)
-    await _execution(ledger, await _service(pool, OnResetAction.FAILED, 3))
+    await _execution(ledger, await seed_service(pool, OnResetAction.FAILED, 3, NOW))
     results = await asyncio.gather(*(ledger.claim("e1", "s1", f"r{i}", 30, NOW) for i in range(20)))
     assert sorted(r for r in results if isinstance(r, int)) == [1]
     refused = [r for r in results if isinstance(r, ClaimState)]
@@ -100,7 +78,7 @@ async def test_exactly_one_of_many_concurrent_claims_wins(pool: asyncpg.Pool) ->
 
 async def test_reports_are_fenced_by_attempt_and_applied_once(pool: asyncpg.Pool) -> None:
     ledger = Ledger(pool)
-    await _execution(ledger, await _service(pool, OnResetAction.FAILED, 3))
+    await _execution(ledger, await seed_service(pool, OnResetAction.FAILED, 3, NOW))
     assert await ledger.claim("e1", "s1", "r1", 30, NOW) == 1
     assert await ledger.finish(_finished(attempt=2)) is None  # not the running attempt
     assert await ledger.finish(_finished(attempt=1)) is not None
@@ -117,7 +95,7 @@ async def test_a_batch_of_claims_is_judged_per_execution(pool: asyncpg.Pool) -> 
     """One statement for a replica's batch: each queued execution gets its first attempt, an
     id given twice is granted once, an unknown id is gone, a finished one a duplicate."""
     ledger = Ledger(pool)
-    service = await _service(pool, OnResetAction.FAILED, 3)
+    service = await seed_service(pool, OnResetAction.FAILED, 3, NOW)
     for execution_id in ("e1", "e2", "e3"):
         await _execution(ledger, service, execution_id)
     assert await ledger.claim("e3", "s1", "r0", 30, NOW) == 1
@@ -139,7 +117,7 @@ async def test_a_batch_of_final_reports_applies_only_the_running_attempts(
     pool: asyncpg.Pool,
 ) -> None:
     ledger = Ledger(pool)
-    service = await _service(pool, OnResetAction.FAILED, 3)
+    service = await seed_service(pool, OnResetAction.FAILED, 3, NOW)
     for execution_id in ("e1", "e2", "e3"):
         await _execution(ledger, service, execution_id)
     await ledger.claim_many(["e1", "e2"], "s1", "r1", 30, NOW)  # e3 stays queued
@@ -176,7 +154,7 @@ async def _expire(pool: asyncpg.Pool) -> None:
 
 async def test_a_lost_attempt_is_rerun_until_attempts_run_out(pool: asyncpg.Pool) -> None:
     ledger = Ledger(pool)
-    await _execution(ledger, await _service(pool, OnResetAction.RERUN, 2))
+    await _execution(ledger, await seed_service(pool, OnResetAction.RERUN, 2, NOW))
     assert await ledger.claim("e1", "s1", "r1", 30, NOW) == 1
     assert (await ledger.reap(_decide, _requeue))[0] == 0  # lease still valid
     await _expire(pool)
@@ -199,7 +177,7 @@ async def test_a_lost_attempt_is_rerun_until_attempts_run_out(pool: asyncpg.Pool
 
 async def test_renewed_leases_are_not_reaped(pool: asyncpg.Pool) -> None:
     ledger = Ledger(pool)
-    await _execution(ledger, await _service(pool, OnResetAction.FAILED, 3))
+    await _execution(ledger, await seed_service(pool, OnResetAction.FAILED, 3, NOW))
     await ledger.claim("e1", "s1", "r1", 30, NOW)
     await _expire(pool)
     assert await ledger.renew([("e1", 1), ("e1", 7)], 30) == 1
@@ -213,7 +191,7 @@ async def test_t20_racing_reapers_and_late_reports_settle_each_attempt_once(
     the replicas' own final reports for half of them arrive at the same moment: each attempt
     ends exactly once, either as the report says or requeued by one reaper, never both."""
     ledger = Ledger(pool)
-    service = await _service(pool, OnResetAction.RERUN, 3)
+    service = await seed_service(pool, OnResetAction.RERUN, 3, NOW)
     ids = [f"e{i}" for i in range(60)]
     for execution_id in ids:
         await _execution(ledger, service, execution_id)

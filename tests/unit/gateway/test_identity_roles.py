@@ -11,6 +11,8 @@ from spool_gateway.identity import (
     highest,
     leaves_no_owner,
     new_token,
+    role_to_hold_bot,
+    service_bot_problem,
 )
 
 ORDER = [None, Role.VIEWER, Role.DEVELOPER, Role.OWNER]
@@ -62,3 +64,39 @@ def test_a_project_always_keeps_an_owner(
 )
 def test_highest_role(roles: tuple[Role | None, ...], top: Role | None) -> None:
     assert highest(*roles) is top
+
+
+OWN, DEV, VIEW = Role.OWNER, Role.DEVELOPER, Role.VIEWER
+
+
+@pytest.mark.parametrize(
+    ("bot_roles", "needed"),
+    [((), DEV), ((VIEW,), DEV), ((DEV, VIEW), DEV), ((VIEW, OWN), OWN), ((OWN,), OWN)],
+)
+def test_holding_a_bot_needs_developer_and_its_strongest_role(
+    bot_roles: tuple[Role, ...], needed: Role
+) -> None:
+    assert role_to_hold_bot(bot_roles) is needed
+
+
+@pytest.mark.parametrize(
+    ("bot_roles", "deployer", "problem"),
+    [
+        pytest.param({"p": DEV}, DEV, None, id="developer-bot-developer-deployer"),
+        pytest.param({"p": OWN}, OWN, None, id="owner-bot-owner-deployer"),
+        pytest.param({"p": DEV, "q": VIEW}, DEV, None, id="viewer-elsewhere-is-fine"),
+        pytest.param({"p": VIEW}, OWN, "the bot is viewer in the project", id="viewer-bot"),
+        pytest.param({"q": DEV}, OWN, "the bot is not a member in the project", id="not-a-member"),
+        pytest.param({"p": OWN}, DEV, "the bot is owner in a project", id="owner-bot"),
+        pytest.param({"p": DEV, "q": OWN}, DEV, "(you: developer)", id="owner-elsewhere"),
+    ],
+)
+def test_a_service_bot_is_a_developer_here_and_no_stronger_than_its_deployer(
+    bot_roles: dict[str, Role], deployer: Role, problem: str | None
+) -> None:
+    found = service_bot_problem("p", bot_roles, deployer)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
