@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo up down status test lint format bench bench-latency bench-triggers bench-quotas images
+.PHONY: setup demo up down status test reliability lint format bench bench-latency bench-triggers bench-quotas images
 
 setup:
 	@bash scripts/ensure-venv.sh
@@ -25,6 +25,12 @@ status:
 ## The whole suite: lint, unit, integration and end-to-end tests on the real servers.
 test: setup lint
 	@$(PY) -m pytest
+
+## The reliability suite: every fault test of reference/reliability.md §7 at full load, one
+## line per fault at the end (about 15 minutes). `make test` runs the same tests at smoke load.
+## The table goes to build/reliability.md; docs/reliability.md keeps it.
+reliability: setup
+	@SPOOL_RELIABILITY=full SPOOL_RELIABILITY_REPORT=build/reliability.md $(PY) -m pytest -m reliability
 
 lint:
 	@.venv/bin/ruff check .

@@ -61,3 +61,22 @@ async def broker_cleanup(amqp_url: str, namespace: str) -> AsyncIterator[list[st
     extra: list[str] = []
     yield extra
     await delete_namespace(amqp_url, namespace, extra)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per fault run of the reliability suite (support/faults.py); under `make
+    reliability` also the markdown table, written where SPOOL_RELIABILITY_REPORT says."""
+    import os
+
+    from support.faults import RECORDED, REPORT_ENV, table
+
+    if not RECORDED:
+        return
+    terminalreporter.section("fault runs (reliability suite)")
+    for run in RECORDED:
+        terminalreporter.write_line(run.line())
+    target = os.environ.get(REPORT_ENV)
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(table(RECORDED))
+        terminalreporter.write_line(f"table written to {target}")

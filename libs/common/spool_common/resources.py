@@ -56,7 +56,12 @@ async def service_resources(
                 port_file = settings.state_dir / f"{name}.ops.port"
                 port_file.parent.mkdir(parents=True, exist_ok=True)
                 await stack.enter_async_context(
-                    ops_from_settings(settings, ready=resources.is_ready, port_file=port_file)
+                    ops_from_settings(
+                        settings,
+                        ready=resources.is_ready,
+                        live=lambda: bus.consuming,
+                        port_file=port_file,
+                    )
                 )
             await bus.connect()
             yield resources

@@ -23,7 +23,8 @@ from spool_agent.runner_spawn import host, make_undumpable
 from spool_agent.sandbox import RunnerSandbox, plan_for
 from spool_agent.settings import AgentSettings
 from spool_common.archive import ArchiveLimits, extract_archive
-from spool_common.bus.amqp import Bus, BusError, Subscription
+from spool_common.bus.amqp import Bus, BusError
+from spool_common.bus.consumers import Subscription
 from spool_common.bus.topology import Topology
 from spool_common.exit_codes import AgentExit
 from spool_common.logging import get_logger, redact
@@ -107,13 +108,10 @@ async def _announce(bus: Bus, worker: Worker, state: ReplicaState, reason: str |
 async def _consume(bus: Bus, worker: Worker, replica_id: str) -> list[Subscription]:
     topology = bus.topology
     queue = topology.service_queue(worker.service.id)
-    await bus.declare_queue(queue)
     control = topology.control_queue(replica_id)
     return [
         await bus.consume(control, worker.on_control, prefetch=10),
-        await bus.consume(
-            queue.name, worker.on_delivery, prefetch=worker.service.runtime.concurrency
-        ),
+        await bus.consume(queue, worker.on_delivery, prefetch=worker.service.runtime.concurrency),
     ]
 
 
@@ -131,11 +129,15 @@ class Readiness:
         ready = self.serving and worker is not None and not worker.draining
         return ready, {"running": running}
 
+    def live(self) -> bool:
+        """Failing once a consumer is lost for good (bus/consumers.py restores the rest)."""
+        return self.worker is None or self.worker.bus.consuming
+
 
 async def main(stop: asyncio.Event, settings: AgentSettings) -> int:
     make_undumpable()  # user code must not read our environment or ptrace us (T26)
     readiness = Readiness()
-    async with ops_from_settings(settings, ready=readiness):
+    async with ops_from_settings(settings, ready=readiness, live=readiness.live):
         return await _run(stop, settings, readiness)
 
 

@@ -70,7 +70,7 @@ async def main(stop: asyncio.Event, settings: AutoscalerSettings) -> None:
         inbox = Inbox(res.pool, scaler)
         await inbox.load()
         await res.bus.consume(
-            res.bus.topology.autoscaler_inbox.name,
+            res.bus.topology.autoscaler_inbox,
             lambda d: settle_after(d, inbox.handle, TRANSIENT_ERRORS),
             prefetch=1,  # samples in order
         )

@@ -61,7 +61,7 @@ async def consume(bus: Bus, handlers: Handlers, settings: GatewaySettings) -> No
         (topology.gateway_fired, handlers.fired, 20),
         (topology.gateway_scaling, handlers.scaling, 20),
     ):
-        await bus.consume(queue.name, handlers.settling(work), prefetch=prefetch)
+        await bus.consume(queue, handlers.settling(work), prefetch=prefetch)
 
 
 async def _serve(gateway: Gateway, stop: asyncio.Event) -> None:

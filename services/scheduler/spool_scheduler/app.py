@@ -73,7 +73,7 @@ async def main(stop: asyncio.Event, settings: SchedulerSettings) -> None:
             reconciler.set_service(desired)
         inbox = Inbox(store, reconciler)
         await res.bus.consume(
-            res.bus.topology.scheduler_inbox.name,
+            res.bus.topology.scheduler_inbox,
             lambda d: settle_after(d, inbox.handle, TRANSIENT_ERRORS),
             prefetch=50,
         )

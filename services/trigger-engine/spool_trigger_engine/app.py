@@ -69,7 +69,7 @@ async def main(stop: asyncio.Event, settings: TriggerEngineSettings) -> None:
         await engine.load()
         inbox = Inbox(res.pool, engine)
         await res.bus.consume(
-            topology.trigger_engine_inbox.name,
+            topology.trigger_engine_inbox,
             lambda d: settle_after(d, inbox.handle, TRANSIENT_ERRORS),
             prefetch=settings.inbox_prefetch,
         )

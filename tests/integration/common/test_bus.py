@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+import aio_pika
 import pytest
 
 from spool_common import metrics
@@ -143,3 +145,68 @@ async def test_consumers_are_restored_after_the_broker_closes_the_connection(bus
     assert "e1" in got
     assert "e2" in got
     assert reconnects._value.get() == before + 1  # counted on /metrics
+
+
+async def _await(check: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+async def _delete_queue_elsewhere(amqp_url: str, name: str) -> None:
+    """Delete a queue over another connection, as an operator or a policy would: the broker
+    sends basic.cancel to its consumers (T09)."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(name)
+
+
+async def test_t09_a_consumer_the_broker_cancels_is_consumed_again(bus: Bus) -> None:
+    """The queue is deleted under the consumer (aio-pika alone would idle for ever,
+    aio-pika#334): it is declared again with its bindings and consumed under the same tag, so
+    executions published after the deletion still arrive, and the process stays live."""
+    queue = bus.topology.service_queue("s1")
+    got: list[str] = []
+
+    async def handler(delivery: Delivery) -> None:
+        assert isinstance(delivery.message, ExecutionRequested)
+        got.append(delivery.message.execution_id)
+        await delivery.settle(Disposition.ACK)
+
+    subscription = await bus.consume(queue, handler, prefetch=5)
+    await bus.publish(bus.topology.executions, "s1", _request(1))
+    await _await(lambda: got == ["e1"], "the first message")
+    await _delete_queue_elsewhere(bus.url, queue.name)
+
+    async def delivered_again() -> bool:
+        try:
+            await bus.publish(bus.topology.executions, "s1", _request(2))
+        except Unroutable:  # not declared again yet
+            return False
+        return True
+
+    for _ in range(150):
+        if await delivered_again():
+            break
+        await asyncio.sleep(0.1)
+    await _await(lambda: got == ["e1", "e2"], "a message published after the deletion")
+    assert bus.consuming
+    _, consumers = await bus.queue_depth(queue.name)
+    assert consumers == 1
+    await subscription.cancel()
+    _, consumers = await bus.queue_depth(queue.name)
+    assert consumers == 0
+
+
+async def test_t09_a_cancelled_consumer_of_a_named_queue_fails_liveness(bus: Bus) -> None:
+    """A queue consumed by name belongs to someone else: it is not declared again, and the
+    bus stops saying it is consuming, which /livez reports."""
+    queue = bus.topology.service_queue("s2")
+    await bus.declare_queue(queue)
+    await bus.consume(queue.name, lambda d: d.settle(Disposition.ACK), prefetch=5)
+    assert bus.consuming
+    await _delete_queue_elsewhere(bus.url, queue.name)
+    await _await(lambda: not bus.consuming, "bus.consuming to turn False")

@@ -21,12 +21,13 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
-    AbstractQueue,
     AbstractRobustConnection,
 )
 from yarl import URL
 
 from spool_common import metrics
+from spool_common.bus import consumers
+from spool_common.bus.consumers import Subscription, declare
 from spool_common.bus.dispositions import Disposition, Outcome, disposition_for
 from spool_common.bus.topology import QueueSpec, Topology
 from spool_common.logging import get_logger
@@ -77,19 +78,6 @@ class Delivery:
             log.warning("stale_delivery_not_settled", disposition=disposition, error=str(e))
 
 
-@dataclass
-class Subscription:
-    queue: AbstractQueue
-    tag: str
-
-    async def cancel(self) -> None:
-        """Stop receiving new deliveries; unsettled ones stay with us until settled."""
-        with contextlib.suppress(
-            aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError
-        ):
-            await self.queue.cancel(self.tag)
-
-
 Handler = Callable[[Delivery], Awaitable[None]]
 Responder = Callable[[AnyMessage], Awaitable[Message]]
 
@@ -107,7 +95,8 @@ class Bus:
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
-        self._queues: list[AbstractQueue] = []
+        self._subscriptions: list[Subscription] = []
+        self._watch: asyncio.Task[None] | None = None
         self._reply_queue: str | None = None
         self._pending: dict[str, asyncio.Future[AnyMessage]] = {}
 
@@ -146,6 +135,11 @@ class Bus:
     async def close(self) -> None:
         for fut in self._pending.values():
             fut.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
@@ -162,7 +156,7 @@ class Bus:
             await self.declare_queue(queue)
 
     async def declare_queue(self, spec: QueueSpec) -> None:
-        await _declare(self._channel(), spec)
+        await declare(self._channel(), spec)
 
     async def delete_queue(self, name: str) -> None:
         await self._channel().queue_delete(name)
@@ -230,13 +224,15 @@ class Bus:
     ) -> Subscription:
         """Consume a queue on its own channel with prefetch; the handler settles each delivery.
         Given a QueueSpec, the queue is declared (and bound) on that same channel, which is what
-        an exclusive queue needs to be restored after a reconnect; a name is declared passively."""
+        an exclusive queue needs to be restored after a reconnect, and it is declared and
+        consumed again if the broker cancels the consumer (bus/consumers.py); a name is declared
+        passively, and a cancelled consumer of it only makes `consuming` False."""
         if prefetch < 1:
             raise ValueError("prefetch must be at least 1 (0 would mean unlimited)")
         channel = await self._conn.channel()
         await channel.set_qos(prefetch_count=prefetch)
         if isinstance(queue, QueueSpec):
-            declared = await _declare(channel, queue)
+            declared = await declare(channel, queue)
         else:
             # A passive declare registers the queue with the robust channel, which re-consumes
             # it after a reconnect (get_queue(ensure=False) would not).
@@ -251,8 +247,17 @@ class Bus:
             await handler(Delivery(raw, message, error))
 
         tag = await declared.consume(_on_message)
-        self._queues.append(declared)
-        return Subscription(declared, tag)
+        spec = queue if isinstance(queue, QueueSpec) else None
+        subscription = Subscription(channel, declared, tag, _on_message, spec)
+        self._subscriptions.append(subscription)
+        if self._watch is None:
+            self._watch = asyncio.create_task(consumers.watch(self._subscriptions))
+        return subscription
+
+    @property
+    def consuming(self) -> bool:
+        """No consumer of ours is known to have been cancelled by the broker for good."""
+        return consumers.healthy(self._subscriptions)
 
     # request / reply -----------------------------------------------------------------
     async def request(
@@ -285,7 +290,6 @@ class Bus:
             channel = await self._conn.channel()
             queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
             await queue.consume(self._on_reply, no_ack=True)
-            self._queues.append(queue)
             self._reply_queue = name
         return self._reply_queue
 
@@ -307,23 +311,6 @@ class Bus:
             await self.publish(
                 "", reply_to, answer, persistent=False, correlation_id=delivery.raw.correlation_id
             )
-
-    def consumer_count(self) -> int:
-        return len(self._queues)
-
-
-async def _declare(channel: AbstractChannel, spec: QueueSpec) -> AbstractQueue:
-    """Declare a queue as its spec says, with its bindings, on `channel`."""
-    queue = await channel.declare_queue(
-        spec.name,
-        durable=spec.durable,
-        exclusive=spec.exclusive,
-        auto_delete=spec.auto_delete,
-        arguments=dict(spec.arguments),
-    )
-    for binding in spec.bindings:
-        await queue.bind(binding.exchange, binding.routing_key)
-    return queue
 
 
 def describe(delivery: Delivery) -> dict[str, Any]:
