@@ -16,7 +16,8 @@ import httpx
 import pytest
 import pytest_asyncio
 from support import broker
-from support.ledger import SUCCESS, live_agents
+from support.faults import record, scale, tally
+from support.ledger import SUCCESS, intervals, live_agents, read_events
 from support.platform import LocalPlatform, running_platform
 from support.runs import await_terminal, deployed, eventually, submit
 from support.servers import AMQP_URL
@@ -70,6 +71,7 @@ async def decisions(client: httpx.AsyncClient, service_id: str) -> list[dict[str
     return found
 
 
+@pytest.mark.reliability
 async def test_a_backlog_scales_up_at_once_and_back_down_after_the_cooldown(
     platform: LocalPlatform, client: httpx.AsyncClient, ledgers: Path
 ) -> None:
@@ -89,12 +91,17 @@ async def test_a_backlog_scales_up_at_once_and_back_down_after_the_cooldown(
     ) as service:
         queue = f"{platform.namespace}.service.{service['id']}"
         await await_consumers(queue, 1)
-        ids = {await submit(client, service["id"], ledger, f"b{n}", 1.5) for n in range(12)}
+        count = scale(12, 60)
+        ids = {await submit(client, service["id"], ledger, f"b{n}", 1.5) for n in range(count)}
         reaction = await await_consumers(queue, 2)  # backlog appears -> a new replica consumes
         await await_consumers(queue, 3)
         status = (await client.get(f"/services/{service['id']}/status")).json()
         assert status["desiredReplicas"] == 3, status  # the autoscaler's, not numReplicas
-        done = await await_terminal(client, service["id"], ids, timeout=120)
+        done = await await_terminal(client, service["id"], ids, timeout=180)
+        runs = intervals(read_events(ledger))
+        fault = "T24 autoscaler scales up and back down under in-flight work"
+        run = record(tally(fault, done.values(), runs, recovery=reaction))
+        assert run.clean, run.line()
         assert all(e["latestStatus"]["status"] == SUCCESS for e in done.values())
         assert all(e["attempts"] == 1 for e in done.values())  # nothing killed (T24)
         await eventually(

@@ -31,6 +31,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from support.faults import record, tally
 from support.ledger import (
     IN_PROGRESS,
     LEDGER_PACKAGE,
@@ -204,6 +205,7 @@ def _at(entry: dict[str, Any]) -> float:
 # --- the test ---------------------------------------------------------------------------------
 
 
+@pytest.mark.reliability
 @pytest.mark.timeout(480)
 async def test_a_long_execution_runs_once_where_a_late_ack_consumer_gets_it_twice(
     node: RabbitNode, database_url: str, tmp_path: Path
@@ -218,6 +220,9 @@ async def test_a_long_execution_runs_once_where_a_late_ack_consumer_gets_it_twic
 
     assert _control_problems(control) == []
     execution, runs = spool.execution, intervals(spool.ledger).get(KEY, [])
+    fault = "T12 an execution longer than consumer_timeout"
+    run = record(tally(fault, [execution], {KEY: runs}, key=lambda _: KEY))
+    assert run.clean, run.line()
     assert execution["latestStatus"]["status"] == SUCCESS, execution
     assert execution["attempts"] == 1
     assert statuses(execution) == ["created", IN_PROGRESS, SUCCESS]

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from support.broker import await_consumers
+from support.faults import record, scale, tally
 from support.ledger import SUCCESS, intervals, live_agents, read_events, statuses
 from support.platform import LocalPlatform, deploy, running_platform
 from support.runs import await_terminal, deployed, eventually, submit
@@ -100,6 +101,8 @@ async def _patch(client: httpx.AsyncClient, service_id: str, body: dict[str, Any
     return response.json()
 
 
+@pytest.mark.reliability
+@pytest.mark.timeout(300)
 async def test_t05_rolling_updates_under_load_lose_nothing_and_run_nothing_twice(
     platform: LocalPlatform, client: httpx.AsyncClient, ledgers: Path
 ) -> None:
@@ -120,7 +123,7 @@ async def test_t05_rolling_updates_under_load_lose_nothing_and_run_nothing_twice
         async with ConsumerWatch(queue) as watch:
 
             async def load() -> None:
-                for n in range(240):  # ~20 per second for 12 s
+                for n in range(scale(240, 900)):  # ~20 per second for 12 s (45 s at full)
                     key = f"k{n}"
                     ids[key] = await submit(
                         client, service["id"], ledger, key, rng.uniform(0.05, 0.6)
@@ -129,7 +132,8 @@ async def test_t05_rolling_updates_under_load_lose_nothing_and_run_nothing_twice
 
             async def updates() -> list[int]:
                 revisions = []
-                for timeout in (3000, 2400):  # each change is a new revision: replicas roll
+                # Each change is a new revision: the replicas roll (every 3 s).
+                for timeout in range(3000, 3000 - scale(2, 8) * 100, -100):
                     await asyncio.sleep(3.0)
                     await _patch(client, service["id"], {"executionTimeout": timeout})
                     status = await client.get(f"/services/{service['id']}/status")
@@ -137,8 +141,10 @@ async def test_t05_rolling_updates_under_load_lose_nothing_and_run_nothing_twice
                 return revisions
 
             _, revisions = await asyncio.gather(load(), updates())
-            done = await await_terminal(client, service["id"], set(ids.values()), timeout=120)
+            done = await await_terminal(client, service["id"], set(ids.values()), timeout=180)
         runs = intervals(read_events(ledger))
+        gap = watch.longest_gap
+        run = record(tally("T05 rolling updates under load", done.values(), runs, recovery=gap))
         by_id = {v: k for k, v in ids.items()}
         lost = [i for i, e in done.items() if e["latestStatus"]["status"] != SUCCESS]
         twice = [i for i, e in done.items() if len(runs.get(by_id[i], [])) != 1]
@@ -156,6 +162,7 @@ async def test_t05_rolling_updates_under_load_lose_nothing_and_run_nothing_twice
         }
         print("T05", json.dumps(figures))
         (platform.root / "t05.json").write_text(json.dumps(figures))
+        assert run.clean, run.line()
         assert not lost, [done[i]["statusLog"] for i in lost[:3]]
         assert not twice, twice[:3]
         assert not over, over[:3]

@@ -6,6 +6,7 @@ trigger engines running."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ import httpx
 import orjson
 import pytest
 import pytest_asyncio
+from support.faults import record, tally
 from support.platform import LocalPlatform, deploy, running_platform
 
 from spool_common.bus.amqp import Bus
@@ -297,6 +299,7 @@ async def test_dry_run_says_which_trigger_fires_and_why_not(
     assert "dir" in verdicts[wanted]["reason"]
 
 
+@pytest.mark.reliability
 async def test_cron_fires_once_per_tick_with_two_engines(
     client: httpx.AsyncClient, service: dict[str, Any]
 ) -> None:
@@ -314,3 +317,7 @@ async def test_cron_fires_once_per_tick_with_two_engines(
     assert len(ticks) == 1, ticks
     done = (await client.get(f"/executions/{ticks[0]['id']}/wait", params={"timeout": 30})).json()
     assert done["output"] == {"k": 1}
+    # One tick, one execution: a second one for the same tick is the duplicate T23 is about.
+    run = tally("T23 cron tick with two trigger engines", [done])
+    run = record(dataclasses.replace(run, duplicated=len(ticks) - 1))
+    assert run.clean, run.line()

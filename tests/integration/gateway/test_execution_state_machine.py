@@ -35,6 +35,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from support.faults import FULL, FaultRun, record, scale
 from support.stores import drop, migrated_pool, seed_service
 
 import spool_gateway
@@ -49,7 +50,7 @@ from spool_gateway.ledger import Ledger, Lost, NewExecution
 from spool_gateway.lifecycle import ClaimState, dead_letter_entry, plan_interrupted
 from spool_gateway.outbox import OutboxRow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 MIGRATIONS = Path(spool_gateway.__file__).parent / "migrations"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -96,6 +97,7 @@ class ExecutionRecord(RuleBasedStateMachine):
     db: Db  # set by the test
     ids = itertools.count()
     steps: list[str] = []
+    ended: list[tuple[Execution, ExecutionStatus]] = []  # each record at teardown, and the model's
 
     @initialize()
     def create(self) -> None:
@@ -196,6 +198,11 @@ class ExecutionRecord(RuleBasedStateMachine):
     def _running(self) -> bool:
         return self.status is ExecutionStatus.IN_PROGRESS
 
+    def teardown(self) -> None:
+        stored = self.db.run(self.db.ledger.get(self.id))
+        assert stored is not None
+        self.ended.append((stored, self.status))
+
     @invariant()
     def the_record_agrees_with_the_model(self) -> None:
         stored = self.db.run(self.db.ledger.get(self.id))
@@ -216,10 +223,11 @@ class ExecutionRecord(RuleBasedStateMachine):
 def test_t22_the_execution_record_follows_its_state_machine(db: Db) -> None:
     ExecutionRecord.db = db
     ExecutionRecord.steps.clear()
+    ExecutionRecord.ended.clear()
     run_state_machine_as_test(
         ExecutionRecord,
         settings=settings(
-            max_examples=60,
+            max_examples=scale(60, 1000),
             stateful_step_count=25,
             deadline=None,
             database=None,
@@ -229,3 +237,22 @@ def test_t22_the_execution_record_follows_its_state_machine(db: Db) -> None:
     )
     # The rules were all exercised, not just the first.
     assert {"claim", "finish", "progress", "interrupt", "dead_letter"} <= set(ExecutionRecord.steps)
+    run = record(_fault_run(ExecutionRecord.ended))
+    assert run.clean, run.line()
+
+
+def _fault_run(ended: list[tuple[Execution, ExecutionStatus]]) -> FaultRun:
+    """The suite's line for T22, one execution per generated machine: `lost` is a record whose
+    status is not the model's (a step's effect went missing), `duplicated` a record holding
+    more than one final status."""
+    finals = [sum(1 for e in stored.status_log if e.status in FINAL) for stored, _ in ended]
+    return FaultRun(
+        fault="T22 execution record state machine (hypothesis)",
+        submitted=len(ended),
+        terminal=sum(1 for stored, _ in ended if stored.latest_status.status in FINAL),
+        lost=sum(1 for stored, model in ended if stored.latest_status.status is not model),
+        over_attempted=sum(1 for stored, _ in ended if stored.attempts > MAX_ATTEMPTS),
+        duplicated=sum(1 for n in finals if n > 1),
+        recovery=None,
+        size="full" if FULL else "smoke",
+    )
