@@ -19,7 +19,7 @@ import httpx
 import orjson
 
 from spool_common.archive import build_archive
-from spool_common.store.pg import drop_schema
+from spool_common.store.pg import TRANSIENT_ERRORS, drop_schema
 
 SERVICES = ("gateway", "scheduler", "autoscaler", "trigger-engine")
 
@@ -86,11 +86,14 @@ class LocalPlatform:
             await self.start_service(name)
         await self.wait_healthy()
 
-    async def start_service(self, name: str, instance: str | None = None) -> None:
+    async def start_service(
+        self, name: str, instance: str | None = None, extra_env: dict[str, str] | None = None
+    ) -> None:
         """Start a service; `instance` starts one more process of it (e.g. a second trigger
-        engine), keyed `<name>@<instance>`, with a state directory of its own."""
+        engine), keyed `<name>@<instance>`, with a state directory of its own; `extra_env`
+        is for this process only (e.g. SPOOL_FAILPOINTS for one life of the gateway)."""
         key = name if instance is None else f"{name}@{instance}"
-        env = {**self.env, "SPOOL_DB_SCHEMA": self.schema(name)}
+        env = {**self.env, "SPOOL_DB_SCHEMA": self.schema(name), **(extra_env or {})}
         if instance is not None:
             env["SPOOL_STATE_DIR"] = str(self._state_of(key))
         if name == "gateway":
@@ -158,7 +161,9 @@ class LocalPlatform:
     async def stop(self) -> None:
         await asyncio.gather(*(self.stop_service(n) for n in self.processes))
         for name in SERVICES:
-            await drop_schema(self.database_url, self.schema(name))
+            # A throwaway cluster may be stopped or gone by now, and its schemas with it.
+            with contextlib.suppress(*TRANSIENT_ERRORS):
+                await drop_schema(self.database_url, self.schema(name))
 
     def client(self) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -167,18 +172,23 @@ class LocalPlatform:
 
 @contextlib.asynccontextmanager
 async def running_platform(
-    root: Path, extra_env: dict[str, str] | None = None, amqp_url: str | None = None
+    root: Path,
+    extra_env: dict[str, str] | None = None,
+    amqp_url: str | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[LocalPlatform]:
     """A whole platform in a namespace of its own, on the shared servers; stopped and its
     schemas, exchanges and queues removed on the way out. With `amqp_url` (a throwaway node
     of the caller's, see support/rabbit_node.py), on that broker instead, which the caller
-    removes whole."""
+    removes whole; with `database_url` (a throwaway cluster, support/pg_cluster.py), on that
+    PostgreSQL instead."""
     from support.broker import delete_namespace, queues_with_prefix
     from support.servers import AMQP_URL, DATABASE_URL
 
     namespace = f"e{uuid.uuid4().hex[:10]}"
     broker = amqp_url or AMQP_URL
-    platform = LocalPlatform(root, namespace, broker, DATABASE_URL, extra_env=extra_env)
+    database = database_url or DATABASE_URL
+    platform = LocalPlatform(root, namespace, broker, database, extra_env=extra_env)
     try:
         await platform.start()
         yield platform

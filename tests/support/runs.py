@@ -12,20 +12,32 @@ from typing import Any
 
 import httpx
 from support.broker import queue_counts
-from support.ledger import LEDGER_PACKAGE, TERMINAL, ledger_input, processes_under
+from support.ledger import IN_PROGRESS, LEDGER_PACKAGE, TERMINAL, ledger_input, processes_under
 from support.platform import LocalPlatform, deploy
 
 Execution = dict[str, Any]
 
 
-@contextlib.asynccontextmanager
-async def deployed(
+def deployed(
     platform: LocalPlatform, client: httpx.AsyncClient, name: str, **service: Any
+) -> contextlib.AbstractAsyncContextManager[Execution]:
+    """The ledger package deployed as service `name` (see `deployed_package`)."""
+    return deployed_package(platform, client, name, LEDGER_PACKAGE, **service)
+
+
+@contextlib.asynccontextmanager
+async def deployed_package(
+    platform: LocalPlatform,
+    client: httpx.AsyncClient,
+    name: str,
+    files: dict[str, bytes],
+    **service: Any,
 ) -> AsyncIterator[Execution]:
-    """The ledger package deployed as service `name`. It is paused on the way out whatever
-    happened, so a failed test leaves no replica for a later scheduler restart to bring back;
-    on a clean exit I6 is checked too: no process of any of its replicas is left."""
-    deployed = await deploy(client, LEDGER_PACKAGE, name, **service)
+    """`files` (a package that writes the ledger) deployed as service `name`. It is paused on
+    the way out whatever happened, so a failed test leaves no replica for a later scheduler
+    restart to bring back; on a clean exit I6 is checked too: no process of any of its
+    replicas is left."""
+    deployed = await deploy(client, files, name, **service)
     try:
         yield deployed
     except BaseException:
@@ -102,8 +114,10 @@ def replica_processes(platform: LocalPlatform, name: str) -> list[int]:
 async def pause_and_check_clean(
     platform: LocalPlatform, client: httpx.AsyncClient, service: Execution
 ) -> None:
-    """I6: pausing the service stops its replicas, and no agent, runner or user process of
-    any of its replicas (killed ones included) is left."""
+    """I6: pausing the service stops its replicas, no agent, runner or user process of any of
+    its replicas (killed ones included) is left, its queue holds no message and has no
+    consumer, and none of its executions stays in progress (the reaper settles a run whose
+    replica is gone within a lease)."""
     response = await client.post(f"/services/{service['id']}/stop")
     assert response.status_code == 200, response.text
     name = service["name"]
@@ -113,3 +127,20 @@ async def pause_and_check_clean(
         30,
         0.1,
     )
+    queue = f"{platform.namespace}.service.{service['id']}"
+    counts = (-1, -1)
+    for _ in range(50):  # unacked messages of stopped agents return to ready first
+        counts = await queue_counts(platform.env["SPOOL_AMQP_URL"], queue)
+        if counts == (0, 0):
+            break
+        await asyncio.sleep(0.2)
+    assert counts == (0, 0), f"{name}'s queue holds (ready, consumers) = {counts} after a pause"
+    lease = float(platform.env.get("SPOOL_LEASE_SECONDS", "3"))
+    running: list[str] = []
+    for _ in range(int((lease + 5) / 0.25)):
+        found = await executions(client, service["id"])
+        running = [i for i, e in found.items() if e["latestStatus"]["status"] == IN_PROGRESS]
+        if not running:
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"in progress without a replica: {running}")

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from spool_common.models import (
     ExecutionError,
@@ -54,7 +54,12 @@ class ExecutionRequested(Message):
 
 
 class ClaimRequest(Message):
-    """Agent -> gateway: may this replica run this execution now? (request/reply)"""
+    """Agent -> gateway: may this replica run this execution now? (request/reply)
+
+    `claim_id` names the delivery being claimed, the same on every retry of its claim: a
+    request the gateway granted but could not answer (it died before replying, and the
+    request comes back; or the reply came after the agent gave up and asked again) is
+    granted again, the same attempt, instead of being refused as a duplicate of itself."""
 
     type: Literal["execution.claim"] = "execution.claim"
     execution_id: str
@@ -62,6 +67,7 @@ class ClaimRequest(Message):
     replica_id: str
     init_seconds: float | None = None  # how long the replica took to start (cold start)
     revision: int | None = None  # the service revision the replica runs (recorded on the run)
+    claim_id: str | None = None
 
 
 class Claims(Message):
@@ -74,6 +80,13 @@ class Claims(Message):
     replica_id: str
     init_seconds: float | None = None
     revision: int | None = None
+    claim_ids: list[str] | None = None  # one per execution id, as ClaimRequest.claim_id
+
+    @model_validator(mode="after")
+    def _one_claim_id_per_execution(self) -> Claims:
+        if self.claim_ids is not None and len(self.claim_ids) != len(self.execution_ids):
+            raise ValueError("claim_ids must name one claim per execution id")
+        return self
 
 
 class ClaimVerdict(StrEnum):

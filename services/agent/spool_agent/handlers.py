@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 
 from spool_agent.outcomes import Attempt, Stop, finished, stopped, terminated_before_start
@@ -80,8 +81,9 @@ class Worker:
         self._reset_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(service.runtime.concurrency)
-        # Deliveries that arrive while a claim is in flight are claimed together, next.
-        self._claims: Coalescer[str, ClaimReply] = Coalescer(self._claim_batch)
+        # Deliveries that arrive while a claim is in flight are claimed together, next; each
+        # as (execution id, claim id).
+        self._claims: Coalescer[tuple[str, str], ClaimReply] = Coalescer(self._claim_batch)
 
     async def start(self) -> None:
         started = asyncio.get_running_loop().time()
@@ -132,18 +134,23 @@ class Worker:
             self.slots.release()
 
     async def _claim(self, message: ExecutionRequested) -> ClaimReply | None:
+        """Ask until answered, every time under one claim id for this delivery: if the
+        gateway granted an earlier ask but its answer was lost, it grants this one again."""
+        claim_id = uuid.uuid4().hex
         failures = 0
         while not self.draining:
             try:
-                return await self._claims.submit(message.execution_id)
+                return await self._claims.submit((message.execution_id, claim_id))
             except BusError as e:
                 failures += 1
                 log.warning("claim_retry", execution_id=message.execution_id, error=str(e))
                 await asyncio.sleep(REPORT_BACKOFF.delay(failures, 0.0))
         return None
 
-    async def _claim_batch(self, execution_ids: list[str]) -> list[ClaimReply]:
+    async def _claim_batch(self, claims: list[tuple[str, str]]) -> list[ClaimReply]:
         """One request for several deliveries: a `ClaimRequest` for one, `Claims` for more."""
+        execution_ids = [execution_id for execution_id, _ in claims]
+        claim_ids = [claim_id for _, claim_id in claims]
         common = {
             "service_id": self.service.id,
             "replica_id": self.replica_id,
@@ -151,10 +158,10 @@ class Worker:
             "revision": self.revision,
         }
         request: ClaimRequest | Claims
-        if len(execution_ids) == 1:
-            request = ClaimRequest(execution_id=execution_ids[0], **common)
+        if len(claims) == 1:
+            request = ClaimRequest(execution_id=execution_ids[0], claim_id=claim_ids[0], **common)
         else:
-            request = Claims(execution_ids=execution_ids, **common)
+            request = Claims(execution_ids=execution_ids, claim_ids=claim_ids, **common)
         reply = await self.bus.request(
             self.bus.topology.agent, "claim", request, timeout=self.claim_timeout
         )

@@ -1,7 +1,8 @@
 """HTTP edge: the FastAPI app, bearer-token authentication and the JSON error shape.
 
 Every error is `{"error": <code>, "message": <sentence>, "details": [{"field", "reason"}]}`
-with a 4xx status, raised before anything is written.
+with a 4xx status, raised before anything is written; or a 503 with `Retry-After` while
+PostgreSQL is unreachable (restarting, failing over, backends killed), never a stack trace.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from spool_common.errors import FieldError, ValidationFailure, from_pydantic
+from spool_common.logging import get_logger
+from spool_common.store.pg import TRANSIENT_ERRORS
 from spool_gateway.catalog import Principal
 from spool_gateway.core import Gateway, hash_token
 from spool_gateway.http_errors import ApiError, error_body
 
+log = get_logger(__name__)
+
 API_PREFIX = "/api/v1"
 _CACHE_SECONDS = 5.0
+STORE_RETRY_AFTER = 1  # seconds: a restarting PostgreSQL is usually back within a few
 
 
 class _OneError:
@@ -59,9 +65,20 @@ def install_error_handlers(app: FastAPI) -> None:
         message = "; ".join(f"{d.field}: {d.reason}" for d in details)
         return JSONResponse(error_body("invalid_request", message, details), status_code=400)
 
+    async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """PostgreSQL is away for now (T17): what failed here was not committed, so the caller
+        may retry. (A connection lost after its COMMIT was sent is the one exception: that
+        execution is recorded and will run, though its creator heard 503.)"""
+        log.warning("store_unavailable", path=request.url.path, error=str(exc))
+        body = error_body("unavailable", "the database is unavailable for now: retry later", ())
+        headers = {"Retry-After": str(STORE_RETRY_AFTER)}
+        return JSONResponse(body, status_code=503, headers=headers)
+
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(ValidationFailure, invalid)
     app.add_exception_handler(RequestValidationError, request_invalid)
+    for transient in TRANSIENT_ERRORS:
+        app.add_exception_handler(transient, store_unavailable)
 
 
 class Authenticator:
@@ -146,8 +163,10 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/livez", include_in_schema=False)
     async def livez() -> JSONResponse:
-        """The process answers: Kubernetes restarts it otherwise."""
-        return JSONResponse({"status": "ok"})
+        """The process answers and none of its consumers was cancelled by the broker for
+        good (bus/consumers.py): Kubernetes restarts it otherwise."""
+        ok = gateway.bus.consuming
+        return JSONResponse({"status": "ok" if ok else "failing"}, status_code=200 if ok else 503)
 
     @app.get("/readyz", include_in_schema=False)
     @app.get("/healthz", include_in_schema=False)

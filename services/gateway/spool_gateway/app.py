@@ -12,6 +12,7 @@ import uvicorn
 from spool_common.bus.amqp import Bus
 from spool_common.logging import get_logger
 from spool_common.resources import service_resources
+from spool_common.store.pg import TRANSIENT_ERRORS
 from spool_gateway.api import create_app
 from spool_gateway.catalog import Catalog
 from spool_gateway.core import Gateway, hash_token
@@ -38,13 +39,23 @@ class _Server(uvicorn.Server):
 
 
 async def _reaper(gateway: Gateway, stop: asyncio.Event) -> None:
+    """Settle attempts whose lease expired. A lease only runs out while renewals can be
+    recorded: agents renew through RabbitMQ, and while this process was not running or
+    PostgreSQL was unreachable, their renewals (and final reports) waited in the queue. So
+    the first round after a start or a failed round gives every running attempt a fresh
+    lease instead of reaping it: a live agent's waiting reports land within it."""
+    blind = True  # lease time passed that nobody watched: this process just started
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), gateway.settings.reaper_interval)
         try:
+            if blind and (extended := await gateway.extend_leases()):
+                log.info("leases_extended", executions=extended)
+            blind = False
             if reaped := await gateway.reap():
                 log.info("leases_expired", executions=reaped)
         except Exception as e:  # the loop must outlive a failed round; the next one retries
+            blind = blind or isinstance(e, TRANSIENT_ERRORS)
             log.warning("reaper_failed", error=str(e))
 
 

@@ -233,7 +233,7 @@ class Gateway:
     async def claim_many(self, request: ClaimRequest | Claims) -> ClaimReplies:
         """Start the next attempt of each execution asked for, in one statement: GRANTED
         with the attempt number, or why not (see `refused_claim`), in the order asked."""
-        ids = [request.execution_id] if isinstance(request, ClaimRequest) else request.execution_ids
+        ids, claim_ids = claimed(request)
         lease = self.settings.lease_seconds
         results = await self.ledger.claim_many(
             ids,
@@ -243,6 +243,7 @@ class Gateway:
             self.clock(),
             request.init_seconds,
             request.revision,
+            claim_ids,
         )
         replies: list[ClaimReply] = []
         for execution_id, result in zip(ids, results, strict=True):
@@ -285,6 +286,9 @@ class Gateway:
 
     async def renew(self, renewal: LeaseRenewal) -> int:
         return await self.ledger.renew(renewal.attempts, self.settings.lease_seconds)
+
+    async def extend_leases(self) -> int:
+        return await self.ledger.extend_leases(self.settings.lease_seconds)
 
     async def issue_credential(self, request: CredentialRequest) -> CredentialReply:
         found = await self.services.get(request.service_id)
@@ -368,6 +372,15 @@ class Gateway:
         )
         self.relay.hand_over(rows, ids)
         return count
+
+
+def claimed(request: ClaimRequest | Claims) -> tuple[list[str], list[str | None]]:
+    """The executions a claim asks for, and the claim id of each (None: not named)."""
+    if isinstance(request, ClaimRequest):
+        return [request.execution_id], [request.claim_id]
+    if request.claim_ids is None:
+        return request.execution_ids, [None] * len(request.execution_ids)
+    return request.execution_ids, list[str | None](request.claim_ids)
 
 
 def meta_fields(meta: dict[str, Any]) -> dict[str, Any]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Awaitable, Callable
 
+from spool_common.backoff import BackoffPolicy
 from spool_common.bus.amqp import BusError, Delivery, settle_after
 from spool_common.bus.dispositions import Outcome
+from spool_common.failpoints import failpoint
 from spool_common.keyed_lock import KeyedLocks
 from spool_common.logging import get_logger
 from spool_common.messages import (
@@ -40,6 +44,11 @@ log = get_logger(__name__)
 
 _REPLY_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, BusError)
 
+# While PostgreSQL is unavailable a delivery is tried again here, then requeued: RabbitMQ
+# hands a requeued message straight back, a busy loop for as long as the outage lasts.
+STORE_BACKOFF = BackoffPolicy(initial=0.1, factor=2.0, maximum=1.0, jitter=0.2)
+STORE_RETRIES = 15  # about 10 s of waiting per delivery before it goes back to the queue
+
 Work = Callable[[Delivery, AnyMessage | None], Awaitable[Outcome]]
 
 
@@ -51,18 +60,23 @@ class Handlers:
 
     def settling(self, work: Work) -> Callable[[Delivery], Awaitable[None]]:
         async def handler(delivery: Delivery) -> None:
-            await settle_after(delivery, lambda m: work(delivery, m), TRANSIENT_ERRORS)
+            await settle_after(
+                delivery, lambda m: patiently(lambda: work(delivery, m)), TRANSIENT_ERRORS
+            )
 
         return handler
 
     async def claim(self, delivery: Delivery, message: AnyMessage | None) -> Outcome:
         """Requests are not persistent: on failure the agent times out and asks again while
-        it keeps its own deliveries unacked, so a failed claim is simply dropped. A `Claims`
+        it keeps its own deliveries unacked, so a failed claim is simply dropped. One granted
+        but never answered (the reply failed, or the gateway died: failpoint
+        `claim.before_reply`) is granted again when asked again under its claim id. A `Claims`
         (several at once) is answered by a `ClaimReplies`, a `ClaimRequest` by a ClaimReply."""
         if not isinstance(message, ClaimRequest | Claims):
             return Outcome.UNDECODABLE
         try:
             answer = await self._bots.claim(message)
+            failpoint("claim.before_reply")
             for reply in answer.replies:
                 if reply.verdict is not ClaimVerdict.GRANTED:
                     log.info(
@@ -193,6 +207,27 @@ class Handlers:
             self.gateway.waiters.wake(message.execution_id)
         log.warning("execution_dead_lettered", execution_id=message.execution_id, reason=reason)
         return Outcome.HANDLED
+
+
+async def patiently(
+    work: Callable[[], Awaitable[Outcome]],
+    *,
+    rand: Callable[[], float] = random.random,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Outcome:
+    """`work`, tried again after STORE_BACKOFF while the store fails transiently; the last
+    failure (after STORE_RETRIES) is raised, for the delivery to be requeued. Meanwhile the
+    delivery stays unacked with us, so nothing is lost and one execution's reports keep
+    their order."""
+    failures = 0
+    while True:
+        try:
+            return await work()
+        except TRANSIENT_ERRORS:
+            failures += 1
+            if failures > STORE_RETRIES:
+                raise
+            await sleep(STORE_BACKOFF.delay(failures, rand()))
 
 
 def in_rounds(reports: list[AnyReport]) -> list[list[AnyReport]]:

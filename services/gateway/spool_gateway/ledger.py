@@ -216,10 +216,11 @@ class Ledger:
         now: datetime,
         init_seconds: float | None = None,
         revision: int | None = None,
+        claim_id: str | None = None,
     ) -> int | ClaimState:
         """`claim_many` of one execution."""
         (result,) = await self.claim_many(
-            [execution_id], service_id, replica_id, lease, now, init_seconds, revision
+            [execution_id], service_id, replica_id, lease, now, init_seconds, revision, [claim_id]
         )
         return result
 
@@ -232,11 +233,51 @@ class Ledger:
         now: datetime,
         init_seconds: float | None = None,
         revision: int | None = None,
+        claim_ids: Sequence[str | None] | None = None,
     ) -> list[int | ClaimState]:
         """Start the next attempt of each execution that is queued, for one replica, in one
         statement; per execution, the attempt number, or what the row looked like when it
         could not be claimed. `revision` is the service revision the replica runs (None if
-        it did not say). An id given twice is claimed once (its second claim is refused)."""
+        it did not say). An id given twice is claimed once (its second claim is refused).
+        `claim_ids` name the deliveries claimed (one per id, None for none): a claim asked
+        again under the claim id that was granted is granted again (`_grant_again`)."""
+        claims: list[str | None] = [None] * len(execution_ids)
+        if claim_ids is not None:
+            claims = list(claim_ids)
+        granted = await self._grant(
+            execution_ids, claims, service_id, replica_id, lease, now, init_seconds, revision
+        )
+        attempts: dict[str, int] = {r["id"]: r["attempts"] for r in granted}
+        refused = [(i, c) for i, c in zip(execution_ids, claims, strict=True) if i not in attempts]
+        again = await self._grant_again(refused, service_id, replica_id, lease)
+        judged = [i for i, c in refused if (i, c) not in again]
+        states = await self._claim_states(judged, service_id) if judged else {}
+        results: list[int | ClaimState] = []
+        for execution_id, claim in zip(execution_ids, claims, strict=True):
+            attempt = attempts.pop(execution_id, None)
+            if attempt is None:
+                attempt = again.get((execution_id, claim))
+            if attempt is not None:
+                results.append(attempt)
+            elif execution_id in states:
+                results.append(states[execution_id])
+            else:  # the same id again: this batch just claimed it
+                results.append(ClaimState(True, ExecutionStatus.IN_PROGRESS))
+        return results
+
+    async def _grant(
+        self,
+        execution_ids: list[str],
+        claim_ids: list[str | None],
+        service_id: str,
+        replica_id: str,
+        lease: float,
+        now: datetime,
+        init_seconds: float | None,
+        revision: int | None,
+    ) -> list[asyncpg.Record]:
+        """The claimable executions among these, claimed; each under the claim id it was
+        first asked with."""
         entry: dict[str, Any] = {
             "status": "in-progress",
             "timestamp": now.isoformat(),
@@ -244,14 +285,16 @@ class Ledger:
         }
         if revision is not None:
             entry["serviceRevision"] = revision
-        granted = await self.pool.fetch(
+        rows: list[asyncpg.Record] = await self.pool.fetch(
             "UPDATE executions e SET status = 'in-progress', attempts = e.attempts + 1, "
             "replica_id = $3, lease_until = now() + make_interval(secs => $4), "
             "started_at = $5, finished_at = NULL, updated_at = $5, replica_init_seconds = $8, "
-            "service_revision = $9, "
+            "service_revision = $9, claim_id = u.claim, "
             "status_log = e.status_log || jsonb_build_array($6::jsonb || "
             "jsonb_build_object('attempt', e.attempts + 1)) "
-            "FROM (SELECT DISTINCT unnest($1::text[]) AS id) u "
+            "FROM (SELECT DISTINCT ON (id) id, claim "
+            "FROM unnest($1::text[], $10::text[]) WITH ORDINALITY AS u(id, claim, n) "
+            "ORDER BY id, n) u "
             "WHERE e.id = u.id AND e.service_id = $2 AND e.status = ANY($7::text[]) "
             "AND e.attempts < e.max_attempts AND NOT e.to_terminate "
             "AND NOT EXISTS (SELECT 1 FROM services s WHERE s.id = $2 "
@@ -265,20 +308,33 @@ class Ledger:
             _CLAIMABLE,
             init_seconds,
             revision,
+            claim_ids,
         )
-        attempts: dict[str, int] = {r["id"]: r["attempts"] for r in granted}
-        refused = [i for i in execution_ids if i not in attempts]
-        states = await self._claim_states(refused, service_id) if refused else {}
-        results: list[int | ClaimState] = []
-        for execution_id in execution_ids:
-            attempt = attempts.pop(execution_id, None)
-            if attempt is not None:
-                results.append(attempt)
-            elif execution_id in states:
-                results.append(states[execution_id])
-            else:  # the same id again: this batch just claimed it
-                results.append(ClaimState(True, ExecutionStatus.IN_PROGRESS))
-        return results
+        return rows
+
+    async def _grant_again(
+        self, claims: list[tuple[str, str | None]], service_id: str, replica_id: str, lease: float
+    ) -> dict[tuple[str, str | None], int]:
+        """(execution id, claim id) -> attempt, for the claims already granted under that
+        claim id and still running: the gateway died between the grant and its reply, or the
+        reply came after the agent gave up and asked again. Their lease starts again, as the
+        agent starts renewing it only once it hears the answer."""
+        named = [(i, c) for i, c in claims if c is not None]
+        if not named:
+            return {}
+        rows = await self.pool.fetch(
+            "UPDATE executions e SET lease_until = now() + make_interval(secs => $5) "
+            "FROM unnest($1::text[], $2::text[]) AS u(id, claim) "
+            "WHERE e.id = u.id AND e.claim_id = u.claim AND e.service_id = $3 "
+            "AND e.replica_id = $4 AND e.status = 'in-progress' "
+            "RETURNING e.id, e.claim_id, e.attempts",
+            [i for i, _ in named],
+            [c for _, c in named],
+            service_id,
+            replica_id,
+            lease,
+        )
+        return {(r["id"], r["claim_id"]): r["attempts"] for r in rows}
 
     async def _claim_states(
         self, execution_ids: list[str], service_id: str
@@ -371,6 +427,16 @@ class Ledger:
             "WHERE e.id = u.id AND e.attempts = u.attempt AND e.status = 'in-progress'",
             [a[0] for a in attempts],
             [a[1] for a in attempts],
+            lease,
+        )
+        return int(status.split()[-1])
+
+    async def extend_leases(self, lease: float) -> int:
+        """Give every running attempt at least `lease` seconds from now: after a time when
+        no renewal could be recorded, so a live agent is not taken for dead (see `_reaper`)."""
+        status = await self.pool.execute(
+            "UPDATE executions SET lease_until = now() + make_interval(secs => $1) "
+            "WHERE status = 'in-progress' AND lease_until < now() + make_interval(secs => $1)",
             lease,
         )
         return int(status.split()[-1])

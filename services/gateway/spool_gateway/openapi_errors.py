@@ -1,7 +1,8 @@
 """The error answers and the authentication in the OpenAPI document: every operation lists
 the API's error shape (`{"error", "message", "details": [{"field", "reason"}]}`) for the
-statuses the edge answers with, the operations that create executions list 429 and 503 with
-`Retry-After`, and every operation takes a bearer token (the `token` security scheme).
+statuses the edge answers with (503 with `Retry-After` while the database is unavailable),
+the operations that create executions list 429 and 503 with `Retry-After` for admission too,
+and every operation takes a bearer token (the `token` security scheme).
 
 FastAPI documents a 422 "HTTPValidationError" for every operation with parameters; the
 gateway answers a bad request with 400 instead (api.py), so that 422 is replaced. The
@@ -43,10 +44,12 @@ COMMON: dict[int, str] = {
     409: "Conflicts with the object's current state",
     413: "The body is larger than the limit",
     431: "The headers are larger than the limit",
+    503: "The database is unavailable for now: retry after Retry-After seconds",
 }
 ADMISSION: dict[int, str] = {
     429: "The project's rate limit is reached: retry after Retry-After seconds",
-    503: "The service's queue is full: retry after Retry-After seconds",
+    503: "The service's queue is full, or the database is unavailable for now: retry after "
+    "Retry-After seconds",
 }
 _RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 1}}

@@ -7,6 +7,11 @@ every `sweep_interval` the relay takes rows older than `sweep_age` that nobody d
 process died between commit and confirm, or the publish failed) with FOR UPDATE SKIP LOCKED,
 so several gateways never publish the same row at the same time. A row can still be published
 twice (a crash after the confirm, before the delete); consumers are idempotent by design.
+
+Both crash windows carry a failpoint (spool_common.failpoints), so the fault tests can kill
+the gateway in each: `outbox.before_publish` (rows committed, nothing published: the sweep
+must publish them) and `outbox.before_delete` (confirmed, rows still there: the sweep
+publishes them again and the claim refuses the duplicate).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from dataclasses import dataclass
 import asyncpg
 
 from spool_common.bus.amqp import Bus, BusError, Unroutable
+from spool_common.failpoints import failpoint
 from spool_common.logging import get_logger
+from spool_common.store.pg import TRANSIENT_ERRORS
 
 log = get_logger(__name__)
 
@@ -71,6 +78,8 @@ class OutboxRelay:
 
     def hand_over(self, rows: list[OutboxRow], ids: list[int]) -> None:
         """Fast path: rows just committed under these ids."""
+        if ids:
+            failpoint("outbox.before_publish")
         for row, row_id in zip(rows, ids, strict=True):
             self._ready.put_nowait(OutboxRow(row.exchange, row.routing_key, row.body, row_id))
 
@@ -103,6 +112,7 @@ class OutboxRelay:
     async def _publish_all(self, rows: list[OutboxRow]) -> list[int]:
         """Publish concurrently (confirms pipelined); return the ids the broker confirmed."""
         results = await asyncio.gather(*(self._publish(r) for r in rows))
+        failpoint("outbox.before_delete")
         return [r.id for r, ok in zip(rows, results, strict=True) if ok]
 
     async def _publish(self, row: OutboxRow) -> bool:
@@ -121,8 +131,14 @@ class OutboxRelay:
         return True
 
     async def _delete(self, ids: list[int]) -> None:
-        if ids:
+        """Forget published rows. If PostgreSQL is unreachable they stay, and the sweep
+        publishes them again later (a duplicate the claim refuses): the relay goes on."""
+        if not ids:
+            return
+        try:
             await self.pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+        except TRANSIENT_ERRORS as e:
+            log.warning("outbox_delete_failed", rows=len(ids), error=str(e))
 
     async def _sweep_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -132,7 +148,7 @@ class OutboxRelay:
                 return
             try:
                 await self.sweep()
-            except (OSError, asyncpg.PostgresError) as e:
+            except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as e:
                 log.warning("outbox_sweep_failed", error=str(e))
 
     async def sweep(self) -> int:
@@ -147,6 +163,7 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
+            failpoint("outbox.before_publish")
             batch = [OutboxRow(r["exchange"], r["routing_key"], r["body"], r["id"]) for r in rows]
             published = await self._publish_all(batch)
             if published:

@@ -113,6 +113,37 @@ async def test_a_batch_of_claims_is_judged_per_execution(pool: asyncpg.Pool) -> 
     assert [e.status for e in e1.status_log] == ["created", "in-progress"]
 
 
+async def test_a_claim_asked_again_under_its_claim_id_is_granted_again_not_refused(
+    pool: asyncpg.Pool,
+) -> None:
+    """The gateway granted a claim and died before replying (or replied too late): the agent
+    asks again under the same claim id and must hear the same grant, with a fresh lease.
+    Another delivery of the execution (another claim id), even to the same replica, is
+    still a duplicate, and so is the first claim once the attempt has ended."""
+    ledger = Ledger(pool)
+    service = await seed_service(pool, OnResetAction.FAILED, 3, NOW)
+    for execution_id in ("e1", "e2"):
+        await _execution(ledger, service, execution_id)
+    assert await ledger.claim_many(["e1", "e2"], "s1", "r1", 1, NOW, claim_ids=["c1", "c2"]) == [
+        1,
+        1,
+    ]
+    await pool.execute("UPDATE executions SET lease_until = now() - interval '1 s'")
+    again = await ledger.claim_many(
+        ["e2", "e1", "e1"], "s1", "r1", 30, NOW, claim_ids=["x", "c1", "y"]
+    )
+    assert again[1] == 1
+    assert [type(r) for r in (again[0], again[2])] == [ClaimState, ClaimState]
+    assert isinstance(await ledger.claim("e1", "s1", "r2", 30, NOW, claim_id="c1"), ClaimState)
+    leases = await pool.fetch("SELECT id, lease_until > now() AS live FROM executions ORDER BY id")
+    assert [(r["id"], r["live"]) for r in leases] == [("e1", True), ("e2", False)]
+    e1 = await ledger.get("e1")
+    assert e1 is not None
+    assert (e1.attempts, [e.status for e in e1.status_log]) == (1, ["created", "in-progress"])
+    assert await ledger.finish(_finished(attempt=1)) is not None
+    assert isinstance(await ledger.claim("e1", "s1", "r1", 30, NOW, claim_id="c1"), ClaimState)
+
+
 async def test_a_batch_of_final_reports_applies_only_the_running_attempts(
     pool: asyncpg.Pool,
 ) -> None:
@@ -182,6 +213,25 @@ async def test_renewed_leases_are_not_reaped(pool: asyncpg.Pool) -> None:
     await _expire(pool)
     assert await ledger.renew([("e1", 1), ("e1", 7)], 30) == 1
     assert (await ledger.reap(_decide, _requeue))[0] == 0
+
+
+async def test_extended_leases_spare_attempts_nobody_could_renew(pool: asyncpg.Pool) -> None:
+    """After an outage (renewals could not be recorded) every running attempt gets at least
+    a fresh lease, so the reaper spares it; a longer lease is left as it is."""
+    ledger = Ledger(pool)
+    service = await seed_service(pool, OnResetAction.RERUN, 3, NOW)
+    for execution_id in ("e1", "e2"):
+        await _execution(ledger, service, execution_id)
+        await ledger.claim(execution_id, "s1", "r1", 30, NOW)
+    await _expire(pool)
+    await pool.execute("UPDATE executions SET lease_until = now() + interval '1 h' WHERE id = 'e2'")
+    assert await ledger.extend_leases(30) == 1
+    assert (await ledger.reap(_decide, _requeue))[0] == 0
+    leases = await pool.fetch(
+        "SELECT id, lease_until > now() + interval '20 s' AS fresh, "
+        "lease_until > now() + interval '1 min' AS long FROM executions ORDER BY id"
+    )
+    assert [tuple(r) for r in leases] == [("e1", True, False), ("e2", True, True)]
 
 
 async def test_t20_racing_reapers_and_late_reports_settle_each_attempt_once(

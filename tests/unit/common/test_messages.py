@@ -96,6 +96,7 @@ TRIGGER = Trigger.model_validate(
 EXAMPLES: list[Message] = [
     REQUESTED,
     ClaimRequest(execution_id="e-1", service_id="svc-1", replica_id="r-1"),
+    ClaimRequest(execution_id="e-1", service_id="svc-1", replica_id="r-1", claim_id="d-1"),
     ClaimReply(execution_id="e-1", verdict=ClaimVerdict.GRANTED, attempt=2, lease_seconds=30.0),
     ClaimReply(execution_id="e-1", verdict=ClaimVerdict.EXHAUSTED, reason="all 3 used"),
     ExecutionProgress(
@@ -124,6 +125,9 @@ EXAMPLES: list[Message] = [
         lines=[LogLine(stream="stdout", line="hello", at=AT)],
     ),
     Claims(execution_ids=["e-1", "e-2"], service_id="svc-1", replica_id="r-1", revision=3),
+    Claims(
+        execution_ids=["e-1", "e-2"], service_id="svc-1", replica_id="r-1", claim_ids=["d", "f"]
+    ),
     ClaimReplies(
         replies=[
             ClaimReply(execution_id="e-1", verdict=ClaimVerdict.GRANTED, attempt=1),
@@ -330,6 +334,11 @@ def claim(**overrides: Any) -> bytes:
         pytest.param(claim(version="1"), "execution.claim.version: ", id="version-as-string"),
         pytest.param(claim(executionId=None), "executionId: Field required", id="missing-field"),
         pytest.param(claim(replicaId=7), "replicaId: ", id="wrong-field-type"),
+        pytest.param(
+            claim(type="execution.claims", executionId=None, executionIds=["a"], claimIds=[]),
+            "one claim per execution id",
+            id="claim-ids-not-one-per-execution",
+        ),
         pytest.param(
             orjson.dumps(
                 {

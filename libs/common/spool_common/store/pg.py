@@ -152,11 +152,21 @@ def record(row: asyncpg.Record | None) -> dict[str, Any] | None:
 
 
 # What a handler may treat as "PostgreSQL is unavailable for now": retry, do not dead-letter.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+# A server shutting down (pg_ctl stop -m fast|immediate) or a backend terminated by an operator
+# (pg_terminate_backend) fails the statement in flight with AdminShutdownError, a crashed
+# sibling backend with CrashShutdownError: the next connection will work.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    # A pooled connection whose backend was terminated while idle holds the FATAL message
+    # until its socket closes; a statement sent in between fails with "cannot switch to
+    # state ..; another operation (2) is in progress" (MagicStack/asyncpg#1069), and the pool
+    # replaces the closed connection on the next acquire.
+    asyncpg.InternalClientError,
 )
