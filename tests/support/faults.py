@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from support.ledger import TERMINAL, Interval
@@ -48,7 +48,7 @@ class FaultRun:
     over_attempted: int  # ... started or claimed more often than maxAttempts (I2)
     duplicated: int  # ... whose function completed twice, or ran twice at once (I3)
     recovery: float | None  # the longest time to recover from the fault, seconds
-    size: str = "smoke"
+    size: str = field(default_factory=lambda: "full" if FULL else "smoke")
 
     @property
     def clean(self) -> bool:
@@ -112,7 +112,6 @@ def tally(
         over_attempted=over,
         duplicated=duplicated,
         recovery=recovery,
-        size="full" if FULL else "smoke",
     )
 
 

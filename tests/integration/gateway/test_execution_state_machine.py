@@ -35,7 +35,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from support.faults import FULL, FaultRun, record, scale
+from support.faults import FaultRun, record, scale
 from support.stores import drop, migrated_pool, seed_service
 
 import spool_gateway
@@ -254,5 +254,4 @@ def _fault_run(ended: list[tuple[Execution, ExecutionStatus]]) -> FaultRun:
         over_attempted=sum(1 for stored, _ in ended if stored.attempts > MAX_ATTEMPTS),
         duplicated=sum(1 for n in finals if n > 1),
         recovery=None,
-        size="full" if FULL else "smoke",
     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from support.faults import FaultRun, record, scale
 from support.stores import seed_service
 
 from spool_common.messages import ExecutionFinished
@@ -234,15 +235,17 @@ async def test_extended_leases_spare_attempts_nobody_could_renew(pool: asyncpg.P
     assert [tuple(r) for r in leases] == [("e1", True, False), ("e2", True, True)]
 
 
+@pytest.mark.reliability
 async def test_t20_racing_reapers_and_late_reports_settle_each_attempt_once(
     pool: asyncpg.Pool,
 ) -> None:
-    """T20: 60 attempts whose leases expired, settled by 6 reapers at once (SKIP LOCKED) while
-    the replicas' own final reports for half of them arrive at the same moment: each attempt
-    ends exactly once, either as the report says or requeued by one reaper, never both."""
+    """T20: 60 attempts (1000 at full load) whose leases expired, settled by 6 reapers (8) at
+    once (SKIP LOCKED) while the replicas' own final reports for half of them arrive at the
+    same moment: each attempt ends exactly once, either as the report says or requeued by
+    one reaper, never both."""
     ledger = Ledger(pool)
     service = await seed_service(pool, OnResetAction.RERUN, 3, NOW)
-    ids = [f"e{i}" for i in range(60)]
+    ids = [f"e{i}" for i in range(scale(60, 1000))]
     for execution_id in ids:
         await _execution(ledger, service, execution_id)
     assert await ledger.claim_many(ids, "s1", "r1", 30, NOW) == [1] * len(ids)
@@ -260,13 +263,26 @@ async def test_t20_racing_reapers_and_late_reports_settle_each_attempt_once(
         for execution_id in ids[::2]
     ]
     reaped, finished = await asyncio.gather(
-        asyncio.gather(*(ledger.reap(_decide, _requeue, limit=7) for _ in range(6))),
+        asyncio.gather(*(ledger.reap(_decide, _requeue, limit=7) for _ in range(scale(6, 8)))),
         asyncio.gather(*(ledger.finish(r) for r in reports)),
     )
     while (more := await ledger.reap(_decide, _requeue))[0]:  # what the round left over
         reaped = [*reaped, more]
     requeued = [row.body.decode() for _, rows, _ in reaped for row in rows]
     applied = {f.id for f in finished if f is not None}
+    settled = [await ledger.get(i) for i in ids]
+    run = record(
+        FaultRun(
+            fault="T20 reapers racing late final reports",
+            submitted=len(ids),
+            terminal=len(applied | set(requeued)),  # here: attempts settled
+            lost=len(set(ids) - applied - set(requeued)),
+            over_attempted=sum(1 for e in settled if e is None or e.attempts > e.max_attempts),
+            duplicated=len(requeued) - len(set(requeued)) + len(applied & set(requeued)),
+            recovery=None,
+        )
+    )
+    assert run.clean, run.line()
     assert len(requeued) == len(set(requeued))  # no attempt requeued twice
     assert not applied & set(requeued)  # finished or requeued, never both
     assert applied | set(requeued) == set(ids)  # and every attempt one of them
