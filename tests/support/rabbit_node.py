@@ -12,6 +12,16 @@ directories are removed, whatever happened in between.
     async with rabbit_node(consumer_timeout_ms=60_000) as node:
         await node.ctl("eval", "application:get_env(rabbit, consumer_timeout).")  # {ok,60000}
         connection = await aio_pika.connect(node.amqp_url)
+
+Being the test's own, a node can also be broken the ways the reliability suite needs
+(reference/reliability.md §7, T07, T08, T10): frozen and thawed (`pause`/`resume`: SIGSTOP and
+SIGCONT of the Erlang VM, so every socket stays open and nothing answers), killed (`kill`:
+SIGKILL, no goodbye to any client) and started again on the same directory, name and port
+(`restart`: durable queues and persistent messages survive), its AMQP application stopped and
+started inside a live VM (`stop_app`/`start_app`), and its publishers blocked by a memory alarm
+(`set_memory_watermark(0)`, undone by `set_memory_watermark(0.4)`). Mind one defect of 3.10.8:
+a quorum queue declared within about a second before a SIGKILL comes back empty, at term 0,
+and never elects a leader again, so kill a node only once its queues have settled.
 """
 
 from __future__ import annotations
@@ -20,24 +30,37 @@ import asyncio
 import contextlib
 import os
 import pwd
-import resource
 import secrets
 import shutil
 import signal
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from support.platform import free_port
+from support.rabbit_process import (
+    SERVER,
+    USER,
+    answers_amqp,
+    kill_group,
+    kill_stragglers,
+    processes_naming,
+    run,
+    start_server,
+)
 
-SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
-USER = "rabbitmq"
 CTL_TIMEOUT = 30.0  # seconds for one rabbitmqctl call
 STOP_TIMEOUT = 15.0  # seconds for the node to exit after `rabbitmqctl stop`
-OPEN_FILES = 65536  # RabbitMQ's production checklist
-AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
-FRAME_METHOD = 1  # the first byte of connection.start, the broker's answer to the header
+
+
+@dataclass
+class _Running:
+    """The node's mutable part: its server process while it runs (None once killed or
+    stopped), and how long a (re)start may take to answer AMQP."""
+
+    boot_timeout: float
+    process: asyncio.subprocess.Process | None = None
 
 
 @dataclass(frozen=True)
@@ -47,10 +70,15 @@ class RabbitNode:
     dist_port: int
     cookie: str
     directory: Path
+    running: _Running = field(default_factory=lambda: _Running(60.0), compare=False, repr=False)
 
     @property
     def amqp_url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/?heartbeat=5"
+        return self.url()
+
+    def url(self, heartbeat: int = 5) -> str:
+        """The AMQP URL with the heartbeat (seconds) clients should negotiate."""
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/?heartbeat={heartbeat}"
 
     def log(self) -> str:
         """The node's own log file (channel errors, consumer timeouts, …)."""
@@ -61,10 +89,72 @@ class RabbitNode:
         """`rabbitmqctl -q -n <node> --erlang-cookie <cookie> *args`; its stdout, stripped."""
         command = ["rabbitmqctl", "-q", "-n", self.name, "--erlang-cookie", self.cookie, *args]
         what = f"rabbitmqctl -n {self.name} {' '.join(args)}"  # never the cookie
-        code, out, err = await _run(command, what, timeout)
+        code, out, err = await run(command, what, timeout)
         if code != 0:
             raise RuntimeError(f"{what} exited {code}: {err or out}")
         return out.strip()
+
+    # --- faults -------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Freeze the Erlang VM (SIGSTOP): connections stay open and nothing answers, which
+        is a silent broker, or a half-open TCP connection, to every client."""
+        os.kill(self.beam_pid(), signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.beam_pid(), signal.SIGCONT)
+
+    def beam_pid(self) -> int:
+        """The node's Erlang VM (beam.smp), found by the node directory in its command line."""
+        for pid, argv in processes_naming(self.directory):
+            if argv and argv[0].endswith(b"/beam.smp"):
+                return pid
+        raise RuntimeError(f"{self.name} has no running Erlang VM")
+
+    async def kill(self) -> None:
+        """SIGKILL the node whole: no client hears a goodbye, nothing is flushed by choice."""
+        process = self.running.process
+        if process is None:
+            raise RuntimeError(f"{self.name} is not running")
+        self.running.process = None
+        await _kill(self, process)
+
+    async def restart(self) -> None:
+        """Start the node again on its directory, name and ports (stopping it first if it
+        runs); returns once it answers AMQP. What it stored durably is there again."""
+        process = self.running.process
+        if process is not None:
+            self.running.process = None
+            await _stop(self, process)
+        await self._boot()
+
+    async def stop_app(self) -> None:
+        """Stop RabbitMQ inside a live VM: every client connection is closed, the port
+        refuses new ones."""
+        await self.ctl("stop_app")
+
+    async def start_app(self) -> None:
+        """Start RabbitMQ in the VM again; returns once it has booted (as `restart`)."""
+        await self.ctl("start_app", timeout=self.running.boot_timeout)
+        await self.ctl("await_startup", timeout=self.running.boot_timeout)
+
+    async def set_memory_watermark(self, fraction: float) -> None:
+        """`set_vm_memory_high_watermark`: 0 raises the memory alarm (every publishing
+        connection is blocked), 0.4 (the default) clears it."""
+        await self.ctl("set_vm_memory_high_watermark", f"{fraction:g}")
+
+    async def _boot(self) -> None:
+        """Start the server; return once it is booted whole. Its port answers before its
+        queues are back: a quorum queue reports 0 messages until it has a leader again."""
+        self.running.process = await start_server(self.directory)
+        await _await_amqp(self, self.running.process, self.running.boot_timeout)
+        await self.ctl("await_startup", timeout=self.running.boot_timeout)
+
+    async def _shutdown(self) -> None:
+        process = self.running.process
+        self.running.process = None
+        if process is not None:
+            await _stop(self, process)
 
 
 def node_files(
@@ -104,16 +194,16 @@ async def rabbit_node(
 ) -> AsyncIterator[RabbitNode]:
     """A running node, answering AMQP on 127.0.0.1; stopped and removed on the way out."""
     owner = _rabbitmq_user()
-    node = _new_node()
+    node = _new_node(boot_timeout)
     try:
         _write_node(node, consumer_timeout_ms, owner)
-        process = await _start(node)
         try:
-            await _await_amqp(node, process, boot_timeout)
+            await node._boot()
             yield node
         finally:
-            await _stop(node, process)
+            await node._shutdown()
     finally:
+        kill_stragglers(node.directory)
         shutil.rmtree(node.directory, ignore_errors=True)
 
 
@@ -132,7 +222,7 @@ def _rabbitmq_user() -> pwd.struct_passwd:
     return owner
 
 
-def _new_node() -> RabbitNode:
+def _new_node(boot_timeout: float) -> RabbitNode:
     port = free_port()
     dist_port = free_port()
     while dist_port == port:
@@ -140,7 +230,8 @@ def _new_node() -> RabbitNode:
     # Under /tmp, not pytest's tmp_path: user rabbitmq cannot enter root's 0700 directories.
     directory = Path(tempfile.mkdtemp(prefix="spool-rabbit-", dir="/tmp"))
     name = f"spooltest-{secrets.token_hex(4)}@localhost"
-    return RabbitNode(name, port, dist_port, secrets.token_hex(20).upper(), directory)
+    cookie = secrets.token_hex(20).upper()
+    return RabbitNode(name, port, dist_port, cookie, directory, _Running(boot_timeout))
 
 
 def _write_node(node: RabbitNode, consumer_timeout_ms: int, owner: pwd.struct_passwd) -> None:
@@ -158,45 +249,6 @@ def _write_node(node: RabbitNode, consumer_timeout_ms: int, owner: pwd.struct_pa
         os.chown(path, owner.pw_uid, owner.pw_gid)
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    """No RABBITMQ_* or ERL_* of ours may leak into the node or the CLI."""
-    path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-    return {"PATH": path, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", **extra}
-
-
-async def _start(node: RabbitNode) -> asyncio.subprocess.Process:
-    env = _clean_env(
-        RABBITMQ_CONF_ENV_FILE=str(node.directory / "rabbitmq-env.conf"),
-        HOME=str(node.directory / "home"),
-    )
-    # RabbitMQ keeps ~3 file handles per quorum queue: with the 1024 open files runuser's PAM
-    # session leaves it, a node stalls at a few hundred queues (publishes go unconfirmed).
-    raise_soft = f'ulimit -n {OPEN_FILES} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0"'
-    command = ["sh", "-c", raise_soft, SERVER]
-    if os.geteuid() == 0:
-        command = ["runuser", "-u", USER, "--", *command]
-    with (node.directory / "stdout.log").open("ab") as out:
-        return await asyncio.create_subprocess_exec(
-            *command,
-            env=env,
-            cwd=node.directory,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,  # its own process group, to kill it whole if need be
-            preexec_fn=_raise_hard_open_files,
-        )
-
-
-def _raise_hard_open_files() -> None:
-    """Raise the hard open-files limit to OPEN_FILES where allowed (root with
-    CAP_SYS_RESOURCE); the node's shell then raises its soft limit as far as the hard one."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < OPEN_FILES:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
-
-
 async def _await_amqp(
     node: RabbitNode, process: asyncio.subprocess.Process, timeout: float
 ) -> None:
@@ -206,26 +258,10 @@ async def _await_amqp(
     while loop.time() < deadline:
         if process.returncode is not None:
             raise RuntimeError(f"{node.name} exited {process.returncode}:\n{_tail(node)}")
-        if await _answers_amqp(node.port):
+        if await answers_amqp(node.port):
             return
         await asyncio.sleep(0.25)
     raise RuntimeError(f"{node.name} did not answer AMQP within {timeout:.0f} s:\n{_tail(node)}")
-
-
-async def _answers_amqp(port: int) -> bool:
-    try:
-        async with asyncio.timeout(2):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            try:
-                writer.write(AMQP_HEADER)
-                await writer.drain()
-                first = await reader.read(1)
-            finally:
-                writer.close()
-                await writer.wait_closed()
-    except (OSError, TimeoutError):
-        return False
-    return first == bytes([FRAME_METHOD])
 
 
 def _tail(node: RabbitNode, chars: int = 3000) -> str:
@@ -238,47 +274,18 @@ def _tail(node: RabbitNode, chars: int = 3000) -> str:
 
 
 async def _stop(node: RabbitNode, process: asyncio.subprocess.Process) -> None:
-    """`rabbitmqctl stop`, then SIGKILL to the node's process group if it is still there. The
-    group is signalled only while its leader (our child) is unreaped, so its id is ours."""
+    """`rabbitmqctl stop` (a paused node is thawed first, or it could not answer), then
+    SIGKILL to whatever of the node is still there."""
     if process.returncode is None:
+        with contextlib.suppress(RuntimeError, OSError):
+            node.resume()
         with contextlib.suppress(RuntimeError):
             await node.ctl("stop")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
-    _kill_stragglers(node.directory)
+    await _kill(node, process)
 
 
-def _kill_stragglers(directory: Path) -> None:
-    """A node that hangs in its own shutdown outlives the script that started it (its group
-    leader): SIGKILL every process whose command line names the node's directory."""
-    marker = str(directory).encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker in (entry / "cmdline").read_bytes():
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (OSError, ProcessLookupError):
-            continue
-
-
-async def _run(command: list[str], what: str, timeout: float) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        env=_clean_env(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        os.killpg(process.pid, signal.SIGKILL)  # unreaped, so the group is still ours
-        await process.wait()
-        raise RuntimeError(f"{what} did not answer within {timeout:.0f} s") from None
-    return int(process.returncode or 0), out.decode(errors="replace"), err.decode(errors="replace")
+async def _kill(node: RabbitNode, process: asyncio.subprocess.Process) -> None:
+    await kill_group(process)
+    kill_stragglers(node.directory)

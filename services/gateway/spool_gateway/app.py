@@ -9,7 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
-from spool_common.bus.amqp import Bus
+from spool_common.bus.amqp import Bus, BusError
 from spool_common.logging import get_logger
 from spool_common.resources import service_resources
 from spool_common.store.pg import TRANSIENT_ERRORS
@@ -18,6 +18,7 @@ from spool_gateway.catalog import Catalog
 from spool_gateway.core import Gateway, hash_token
 from spool_gateway.deployments_store import ServiceStore
 from spool_gateway.handlers import Handlers
+from spool_gateway.lease_watch import LeaseWatch, broker_quiet
 from spool_gateway.ledger import Ledger
 from spool_gateway.limits import H11_HEAD_BYTES
 from spool_gateway.load_sampler import LoadSampler
@@ -39,24 +40,36 @@ class _Server(uvicorn.Server):
 
 
 async def _reaper(gateway: Gateway, stop: asyncio.Event) -> None:
-    """Settle attempts whose lease expired. A lease only runs out while renewals can be
-    recorded: agents renew through RabbitMQ, and while this process was not running or
-    PostgreSQL was unreachable, their renewals (and final reports) waited in the queue. So
-    the first round after a start or a failed round gives every running attempt a fresh
-    lease instead of reaping it: a live agent's waiting reports land within it."""
-    blind = True  # lease time passed that nobody watched: this process just started
+    """Settle attempts whose lease expired, but only lease time during which renewals could
+    be recorded (lease_watch.py): each round first probes that RabbitMQ passes publishes on
+    (its timeout keeps a silence seen within it plus one interval, before a lease renewed
+    just before the silence runs out)."""
+    loop = asyncio.get_running_loop()
+    watch = LeaseWatch()
+    probe_timeout = gateway.settings.lease_seconds / 3
+    quiet = broker_quiet(gateway.bus.heartbeat, gateway.settings.lease_seconds)
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), gateway.settings.reaper_interval)
+        now = loop.time()
         try:
-            if blind and (extended := await gateway.extend_leases()):
-                log.info("leases_extended", executions=extended)
-            blind = False
-            if reaped := await gateway.reap():
-                log.info("leases_expired", executions=reaped)
+            await gateway.bus.probe(probe_timeout)
+            await _reap_round(gateway, *watch.plan(now))
+            watch = watch.succeeded(now)
+        except BusError as e:
+            watch = watch.failed(now, quiet)
+            log.warning("reaper_paused", error=str(e))
         except Exception as e:  # the loop must outlive a failed round; the next one retries
-            blind = blind or isinstance(e, TRANSIENT_ERRORS)
+            if isinstance(e, TRANSIENT_ERRORS):
+                watch = watch.failed(now)
             log.warning("reaper_failed", error=str(e))
+
+
+async def _reap_round(gateway: Gateway, extend: bool, reap: bool) -> None:
+    if extend and (extended := await gateway.extend_leases()):
+        log.info("leases_extended", executions=extended)
+    if reap and (reaped := await gateway.reap()):
+        log.info("leases_expired", executions=reaped)
 
 
 async def consume(bus: Bus, handlers: Handlers, settings: GatewaySettings) -> None:

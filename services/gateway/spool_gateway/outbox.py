@@ -89,12 +89,19 @@ class OutboxRelay:
             while not stop.is_set():
                 batch = await self._next_batch(stop)
                 if batch:
-                    published = await self._publish_all(batch)
-                    await self._delete(published)
+                    await self._relay(batch)
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+
+    async def _relay(self, batch: list[OutboxRow]) -> None:
+        """Publish a batch and forget what was confirmed. The relay outlives any one batch:
+        whatever failed stays in the table, for the sweep."""
+        try:
+            await self._delete(await self._publish_all(batch))
+        except Exception:
+            log.exception("outbox_batch_failed", rows=len(batch))
 
     async def _next_batch(self, stop: asyncio.Event) -> list[OutboxRow]:
         getter = asyncio.create_task(self._ready.get())
@@ -148,7 +155,7 @@ class OutboxRelay:
                 return
             try:
                 await self.sweep()
-            except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as e:
+            except Exception as e:  # the next sweep retries; the loop must outlive a failure
                 log.warning("outbox_sweep_failed", error=str(e))
 
     async def sweep(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +129,11 @@ class Bus:
         return self._connection
 
     @property
+    def heartbeat(self) -> float:
+        """The heartbeat interval the URL asks for, seconds (aiormq's 60 without one)."""
+        return float(URL(self.url).query.get("heartbeat", "60"))
+
+    @property
     def is_connected(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
 
@@ -186,8 +191,10 @@ class Bus:
         persistent: bool = True,
         reply_to: str | None = None,
         correlation_id: str | None = None,
+        timeout: float | None = None,
     ) -> None:
-        """Publish with a broker confirm; raise Unroutable or PublishTimeout (both transient)."""
+        """Publish with a broker confirm within `timeout` (default: the publish timeout); raise
+        Unroutable, PublishTimeout or another BusError (all transient)."""
         body = message if isinstance(message, bytes) else encode(message)
         amqp_message = aio_pika.Message(
             body,
@@ -200,16 +207,18 @@ class Bus:
             reply_to=reply_to,
             correlation_id=correlation_id,
         )
-        try:
-            async with asyncio.timeout(self.publish_timeout):
+        with _publish_errors(f"{exchange}/{routing_key}"):
+            async with asyncio.timeout(timeout or self.publish_timeout):
                 ex = await self._exchange(exchange)
                 await ex.publish(amqp_message, routing_key, mandatory=True)
-        except TimeoutError as e:
-            raise PublishTimeout(f"no confirm for {exchange}/{routing_key}") from e
-        except aiormq.exceptions.PublishError as e:
-            raise Unroutable(f"no queue bound for {exchange}/{routing_key}") from e
-        except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError) as e:
-            raise BusError(f"publish to {exchange}/{routing_key} failed: {e}") from e
+
+    async def probe(self, timeout: float) -> None:
+        """Raise BusError unless the broker confirms a publish within `timeout`: whether a
+        publish (an agent's lease renewal, say) gets through right now. The probe is addressed
+        to no queue, so the broker returns it with its confirm and nobody receives it."""
+        with contextlib.suppress(Unroutable):
+            probe = self.topology.name("probe")
+            await self.publish("", probe, b"", persistent=False, timeout=timeout)
 
     async def _exchange(self, name: str) -> AbstractExchange:
         if name == "":
@@ -311,6 +320,27 @@ class Bus:
             await self.publish(
                 "", reply_to, answer, persistent=False, correlation_id=delivery.raw.correlation_id
             )
+
+
+@contextlib.contextmanager
+def _publish_errors(what: str) -> Iterator[None]:
+    """A publish's driver errors as BusErrors. A CancelledError that was not meant for this
+    task is one too: aiormq hands the cancelled reader of a connection it found stuck (no
+    frame for three heartbeats) to every confirm still pending, and that must not end the
+    caller's loop (it ended the gateway's outbox relay for good, T07)."""
+    try:
+        yield
+    except TimeoutError as e:
+        raise PublishTimeout(f"no confirm for {what}") from e
+    except aiormq.exceptions.PublishError as e:
+        raise Unroutable(f"no queue bound for {what}") from e
+    except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError) as e:
+        raise BusError(f"publish to {what} failed: {e}") from e
+    except asyncio.CancelledError as e:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise
+        raise BusError(f"publish to {what} failed: the connection was lost") from e
 
 
 def describe(delivery: Delivery) -> dict[str, Any]:
