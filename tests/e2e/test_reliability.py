@@ -57,6 +57,9 @@ from support.runs import (
     await_no_ready_messages as _await_no_ready_messages,
 )
 from support.runs import (
+    await_replicas as _await_replicas,
+)
+from support.runs import (
     await_terminal as _await_terminal,
 )
 from support.runs import (
@@ -101,20 +104,6 @@ async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-async def _await_replicas(platform: LocalPlatform, name: str, count: int) -> dict[str, int]:
-    """The service's `count` agents, once each has said agent_ready."""
-
-    def ready() -> bool:
-        agents = live_agents(platform.state_dir, name)
-        logs = [platform.state_dir / "replicas" / r / "agent.log" for r in agents]
-        return len(agents) == count and all(
-            p.exists() and "agent_ready" in p.read_text(errors="replace") for p in logs
-        )
-
-    await _eventually(f"{count} ready replicas of {name}", ready, 60, 0.1)
-    return live_agents(platform.state_dir, name)
 
 
 async def _await_starts(ledger: Path, keys: set[str], count: int, timeout: float) -> None:

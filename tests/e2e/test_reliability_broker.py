@@ -41,9 +41,10 @@ from support.platform import LocalPlatform, running_platform
 from support.rabbit_node import RabbitNode, rabbit_node
 from support.runs import (
     await_no_ready_messages,
+    await_replicas,
     await_terminal,
     deployed,
-    eventually,
+    first_start_after,
     ready_messages,
 )
 from support.tcp_proxy import TcpProxy, tcp_proxy
@@ -166,13 +167,13 @@ async def _run(
     check the whole run (see the module's docstring)."""
     runtime = {"numReplicas": scenario.replicas, "concurrency": scenario.concurrency}
     async with deployed(platform, client, scenario.name, **SPEC, runtime=runtime) as service:
-        agents = await _await_replicas(platform, scenario.name, scenario.replicas)
+        agents = await await_replicas(platform, scenario.name, scenario.replicas)
         load = Load(client, service["id"], ledger, random.Random(scenario.name))
         async with loading(load, scenario.every):
             await load.submitted(scale(10, 100))
             await _backlog(load, platform, scenario.backlog)
             window = await fault()
-            resumed = await _work_resumed(ledger, window.ended)
+            resumed = await first_start_after(ledger, window.ended, RECOVERY_BOUND)
             await load.submitted(scale(10, 100))
         await platform.wait_healthy()  # every service reconnected, none exited
         done = await await_terminal(client, service["id"], set(load.accepted.values()), 300)
@@ -237,30 +238,6 @@ def _run_problems(
         if a.status not in (201, UNAVAILABLE) or a.seconds > ANSWER_BOUND
     ]
     return problems
-
-
-async def _work_resumed(ledger: Path, after: float) -> float:
-    """When the first run started after `after` (time.time())."""
-
-    def starts() -> list[float]:
-        return [e.t for e in read_ledger(ledger) if e.event == "start" and e.t > after]
-
-    await eventually(f"a run started after {after:.1f}", lambda: bool(starts()), RECOVERY_BOUND)
-    return min(starts())
-
-
-async def _await_replicas(platform: LocalPlatform, name: str, count: int) -> dict[str, int]:
-    """The service's `count` agents, once each has said agent_ready."""
-
-    def ready() -> bool:
-        agents = live_agents(platform.state_dir, name)
-        logs = [platform.state_dir / "replicas" / r / "agent.log" for r in agents]
-        return len(agents) == count and all(
-            p.exists() and "agent_ready" in p.read_text(errors="replace") for p in logs
-        )
-
-    await eventually(f"{count} ready replicas of {name}", ready, 60, 0.1)
-    return live_agents(platform.state_dir, name)
 
 
 # --- the tests -------------------------------------------------------------------------------

@@ -20,7 +20,14 @@ from support.broker import consumers
 from support.faults import record, scale, tally
 from support.ledger import SUCCESS, execution_problems, intervals, read_events
 from support.platform import LocalPlatform
-from support.runs import await_no_ready_messages, await_terminal, deployed, eventually, submit
+from support.runs import (
+    await_no_ready_messages,
+    await_terminal,
+    deployed,
+    eventually,
+    first_start_after,
+    submit,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability, pytest.mark.asyncio(loop_scope="module")]
 
@@ -52,16 +59,6 @@ async def _await_running(ledger: Path, count: int) -> None:
     await eventually(f"{count} runs started", running, 30)
 
 
-async def _resumed_after(ledger: Path, keys: set[str], since: float) -> float:
-    """Seconds from `since` until the first of `keys` started: work resumed."""
-
-    def starts() -> list[float]:
-        return [e.t for e in read_events(ledger) if e.event == "start" and e.key in keys]
-
-    await eventually("work submitted after the deletion to start", lambda: bool(starts()), 30)
-    return min(starts()) - since
-
-
 @pytest.mark.timeout(180)
 async def test_t09_agents_consume_again_after_the_broker_cancels_their_consumers(
     platform: LocalPlatform, client: httpx.AsyncClient, ledgers: Path
@@ -87,7 +84,8 @@ async def test_t09_agents_consume_again_after_the_broker_cancels_their_consumers
             for key, seconds in later.items():  # the outbox declares the queue if need be
                 ids[key] = await submit(client, service["id"], ledger, key, seconds)
             await _await_consumers(amqp_url, queue, 2, timeout=10)
-            longest = max(longest, await _resumed_after(ledger, set(later), deleted))
+            resumed = await first_start_after(ledger, deleted, 30, keys=set(later))
+            longest = max(longest, resumed - deleted)
         done = await await_terminal(client, service["id"], set(ids.values()), timeout=90)
         runs = intervals(read_events(ledger))
         run = record(

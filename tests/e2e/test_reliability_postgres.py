@@ -32,7 +32,15 @@ from support.ledger import (
 )
 from support.pg_cluster import PgCluster, StopMode, pg_cluster
 from support.platform import LocalPlatform, running_platform
-from support.runs import await_no_ready_messages, await_terminal, deployed, eventually, submit
+from support.runs import (
+    await_no_ready_messages,
+    await_replicas,
+    await_terminal,
+    deployed,
+    eventually,
+    first_start_after,
+    submit,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability, pytest.mark.asyncio(loop_scope="module")]
 
@@ -160,30 +168,6 @@ async def _stopped_for(cluster: PgCluster, mode: StopMode, down: float) -> None:
     await cluster.start()
 
 
-async def _work_resumed(ledger: Path, after: float) -> float:
-    """When the first run started after `after` (time.time())."""
-
-    def starts() -> list[float]:
-        return [e.t for e in read_events(ledger) if e.event == "start" and e.t > after]
-
-    await eventually(f"a run started after {after:.1f}", lambda: bool(starts()), RECOVERY_BOUND)
-    return min(starts())
-
-
-async def _await_replicas(platform: LocalPlatform, name: str, count: int) -> dict[str, int]:
-    """The service's `count` agents, once each has said agent_ready."""
-
-    def ready() -> bool:
-        agents = live_agents(platform.state_dir, name)
-        logs = [platform.state_dir / "replicas" / r / "agent.log" for r in agents]
-        return len(agents) == count and all(
-            p.exists() and "agent_ready" in p.read_text(errors="replace") for p in logs
-        )
-
-    await eventually(f"{count} ready replicas of {name}", ready, 60, 0.1)
-    return live_agents(platform.state_dir, name)
-
-
 def _services_exited(platform: LocalPlatform) -> list[str]:
     """The platform processes that exited (none may: they reconnect)."""
     return [n for n, p in platform.processes.items() if p.returncode is not None]
@@ -215,7 +199,7 @@ async def test_t17_restarting_postgresql_and_killing_backends_under_load_loses_n
     spec = {"onReset": "rerun", "maxAttempts": 3, "drainTime": 5}
     runtime = {"numReplicas": 2, "concurrency": 3}
     async with deployed(platform, client, "t17", **spec, runtime=runtime) as service:
-        await _await_replicas(platform, "t17", 2)
+        await await_replicas(platform, "t17", 2)
         load = Load(client, service["id"], ledger, random.Random(17))
         stop = asyncio.Event()
         loading = asyncio.create_task(load.run(stop, every=0.2))
@@ -230,7 +214,7 @@ async def test_t17_restarting_postgresql_and_killing_backends_under_load_loses_n
             for fault in faults:
                 await load.submitted(between, timeout=120)
                 outages.append(await _probe(client, service["id"], fault()))
-                resumed.append(await _work_resumed(ledger, outages[-1].ended))
+                resumed.append(await first_start_after(ledger, outages[-1].ended, RECOVERY_BOUND))
             await load.submitted(between, timeout=120)
             await platform.wait_healthy()  # every service reconnected, none exited
         finally:
@@ -275,7 +259,7 @@ async def test_t18_executions_that_finish_while_postgresql_is_stopped_are_not_lo
     runtime = {"numReplicas": 2, "concurrency": concurrency}
     rng = random.Random(18)
     async with deployed(platform, client, "t18", **spec, runtime=runtime) as service:
-        agents = await _await_replicas(platform, "t18", 2)
+        agents = await await_replicas(platform, "t18", 2)
         keys = [f"t18-{i:02d}" for i in range(2 * concurrency)]
         ids = {
             k: await submit(client, service["id"], ledger, k, rng.uniform(2.0, down * 0.6))

@@ -12,7 +12,15 @@ from typing import Any
 
 import httpx
 from support.broker import queue_counts
-from support.ledger import IN_PROGRESS, LEDGER_PACKAGE, TERMINAL, ledger_input, processes_under
+from support.ledger import (
+    IN_PROGRESS,
+    LEDGER_PACKAGE,
+    TERMINAL,
+    ledger_input,
+    live_agents,
+    processes_under,
+    read_events,
+)
 from support.platform import LocalPlatform, deploy
 
 Execution = dict[str, Any]
@@ -104,6 +112,37 @@ async def await_no_ready_messages(platform: LocalPlatform, service_id: str) -> N
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"{ready} messages still ready in the queue of {service_id}")
+
+
+async def await_replicas(platform: LocalPlatform, name: str, count: int) -> dict[str, int]:
+    """The service's `count` agents (replica id -> pid), once each has said agent_ready."""
+
+    def ready() -> bool:
+        agents = live_agents(platform.state_dir, name)
+        logs = [platform.state_dir / "replicas" / r / "agent.log" for r in agents]
+        return len(agents) == count and all(
+            p.exists() and "agent_ready" in p.read_text(errors="replace") for p in logs
+        )
+
+    await eventually(f"{count} ready replicas of {name}", ready, 60, 0.1)
+    return live_agents(platform.state_dir, name)
+
+
+async def first_start_after(
+    ledger: Path, after: float, timeout: float, keys: set[str] | None = None
+) -> float:
+    """When (time.time()) the first run (of `keys`, if given) started after `after`: when
+    work resumed after a fault."""
+
+    def starts() -> list[float]:
+        return [
+            e.t
+            for e in read_events(ledger)
+            if e.event == "start" and e.t > after and (keys is None or e.key in keys)
+        ]
+
+    await eventually(f"a run started after {after:.1f}", lambda: bool(starts()), timeout)
+    return min(starts())
 
 
 def replica_processes(platform: LocalPlatform, name: str) -> list[int]:
