@@ -27,7 +27,7 @@ test: setup lint
 	@$(PY) -m pytest
 
 ## The reliability suite: every fault test of reference/reliability.md §7 at full load, one
-## line per fault at the end (about 15 minutes). `make test` runs the same tests at smoke load.
+## line per fault at the end (about 25 minutes). `make test` runs the same tests at smoke load.
 ## The table goes to build/reliability.md; docs/reliability.md keeps it.
 reliability: setup
 	@SPOOL_RELIABILITY=full SPOOL_RELIABILITY_REPORT=build/reliability.md $(PY) -m pytest -m reliability
