@@ -16,7 +16,6 @@ it still alive is killed by pid, and its directory is removed, whatever happened
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pwd
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 import asyncpg
+from support.commands import run
 from support.ledger import children
 from support.platform import free_port
 
@@ -166,28 +166,13 @@ async def _init(cluster: PgCluster) -> None:
 
 async def _run_as_postgres(command: list[str], cwd: Path) -> None:
     """Run `command` as user postgres in `cwd` (one of its own: postgres cannot enter root's
-    working directory); its output in the error if it fails or hangs."""
+    working directory); its output in the error if it fails."""
     if os.geteuid() == 0:
         command = ["runuser", "-u", USER, "--", *command]
-    path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        env={"PATH": path, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"},
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), CTL_TIMEOUT)
-    except TimeoutError:
-        os.killpg(process.pid, signal.SIGKILL)  # unreaped, so the group is still ours
-        await process.wait()
-        raise RuntimeError(f"{' '.join(command)} did not finish in {CTL_TIMEOUT:.0f} s") from None
-    if process.returncode != 0:
-        text = out.decode(errors="replace")
-        raise RuntimeError(f"{' '.join(command)} exited {process.returncode}:\n{text}")
+    what = " ".join(command)
+    code, out, err = await run(command, what, CTL_TIMEOUT, cwd=cwd)
+    if code != 0:
+        raise RuntimeError(f"{what} exited {code}:\n{out}{err}")
 
 
 # --- stopping ---------------------------------------------------------------------------------

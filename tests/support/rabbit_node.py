@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.commands import run
 from support.platform import free_port
 from support.rabbit_process import (
     SERVER,
@@ -46,7 +47,6 @@ from support.rabbit_process import (
     kill_group,
     kill_stragglers,
     processes_naming,
-    run,
     start_server,
 )
 

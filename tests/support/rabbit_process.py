@@ -1,7 +1,7 @@
 """The operating-system side of a throw-away RabbitMQ node (support/rabbit_node.py): starting
 Debian's server script as user `rabbitmq` in a process group of its own, telling when it
 answers AMQP, finding its processes by the node directory in their command lines, killing
-them, and running the CLI with a bounded wait. Nothing here knows what a node is for.
+them. Nothing here knows what a node is for.
 """
 
 from __future__ import annotations
@@ -13,17 +13,13 @@ import resource
 import signal
 from pathlib import Path
 
+from support.commands import clean_env
+
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 USER = "rabbitmq"
 OPEN_FILES = 65536  # RabbitMQ's production checklist
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_METHOD = 1  # the first byte of connection.start, the broker's answer to the header
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """No RABBITMQ_* or ERL_* of ours may leak into the node or the CLI."""
-    path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-    return {"PATH": path, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", **extra}
 
 
 async def start_server(directory: Path) -> asyncio.subprocess.Process:
@@ -108,22 +104,3 @@ def processes_naming(directory: Path) -> list[tuple[int, list[bytes]]]:
         if marker in cmdline:
             found.append((int(entry.name), cmdline.split(b"\0")))
     return found
-
-
-async def run(command: list[str], what: str, timeout: float) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of a CLI call, killed whole past `timeout`."""
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        env=clean_env(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        os.killpg(process.pid, signal.SIGKILL)  # unreaped, so the group is still ours
-        await process.wait()
-        raise RuntimeError(f"{what} did not answer within {timeout:.0f} s") from None
-    return int(process.returncode or 0), out.decode(errors="replace"), err.decode(errors="replace")
