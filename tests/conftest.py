@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,29 @@ def servers() -> None:
         )
 
 
+_NAMESPACES: set[str] = set()  # every test namespace of this session, swept at its end
+
+
 @pytest.fixture
 def namespace() -> str:
     """A bus namespace and schema suffix of this test's own."""
-    return f"t{uuid.uuid4().hex[:10]}"
+    name = f"t{uuid.uuid4().hex[:10]}"
+    _NAMESPACES.add(name)
+    return name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sweep_test_queues() -> Iterator[None]:
+    """After the session, delete the queues any test namespace left on the shared broker:
+    `broker_cleanup` knows a namespace's static queues, not the per-service ones a gateway
+    declared. One listing for the whole session."""
+    yield
+    if not _NAMESPACES or not _answers(5672):
+        return
+    from support.broker import delete_queues, queues_with_prefix
+
+    left = [q for q in queues_with_prefix("t") if q.split(".", 1)[0] in _NAMESPACES]
+    asyncio.run(delete_queues(AMQP_URL, left))
 
 
 @pytest.fixture

@@ -46,17 +46,27 @@ def queues_with_prefix(prefix: str) -> list[str]:
 
 async def delete_namespace(amqp_url: str, namespace: str, queues: list[str]) -> None:
     topology = Topology(namespace)
-    names = {q.name for q in topology.static_queues()} | set(queues)
+    await delete_queues(amqp_url, sorted({q.name for q in topology.static_queues()} | set(queues)))
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        for exchange in topology.exchanges():
+            channel = await connection.channel()
+            with contextlib.suppress(aiormq.exceptions.AMQPError):
+                await channel.exchange_delete(exchange.name)
+    finally:
+        await connection.close()
+
+
+async def delete_queues(amqp_url: str, names: list[str]) -> None:
+    """Delete these queues (those already gone are no error)."""
+    if not names:
+        return
     connection = await aio_pika.connect(amqp_url)
     try:
         for name in names:
             channel = await connection.channel()
             with contextlib.suppress(aiormq.exceptions.AMQPError):
                 await channel.queue_delete(name)
-        for exchange in topology.exchanges():
-            channel = await connection.channel()
-            with contextlib.suppress(aiormq.exceptions.AMQPError):
-                await channel.exchange_delete(exchange.name)
     finally:
         await connection.close()
 
