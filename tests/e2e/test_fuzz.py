@@ -78,10 +78,18 @@ CONFIG = SchemathesisConfig.from_dict(
 schema = schemathesis.openapi.from_dict(_openapi(), config=CONFIG)
 # The same document for the stateful test, whose links schemathesis infers only when that
 # phase is on.
+# The stateful phase leaves out the list of executions (GET /executions). Its answer depends
+# on every execution earlier examples made, and its filters (functionName, from, to) make it
+# empty or not by that history: the links drawn from it then differ between examples with the
+# same choices, which hypothesis refuses (FlakyStrategyDefinition): seen in 2 runs of 8, and
+# in 5 of 5 once another change moved the derandomized sequence. The executions' own chains
+# start at POST /executions, and the stateless phase covers the list with every filter. The
+# other sources of such drift cannot be left out; test_chained_operations_hold_up says why
+# they stop a run early without failing it.
 chains = schemathesis.openapi.from_dict(
     _openapi(),
     config=SchemathesisConfig.from_dict({"seed": SEED, "generation": {"database": "none"}}),
-)
+).exclude(path="/api/v1/executions", method="GET")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -163,9 +171,17 @@ def test_chained_operations_hold_up(platform: LocalPlatform, world: dict[str, st
     """The stateful phase: schemathesis chains operations through the links it infers from
     the response schemas (a project's id from POST /projects into its members, bots and
     secrets; a service's into its executions; an object deleted and then used), with the
-    admin token, and every answer passes the same checks."""
+    admin token, and every answer passes the same checks.
+
+    The server is never reset between examples, so two examples with the same choices can
+    meet different state (a rate limit's bucket, what earlier examples made) and draw
+    differently, which hypothesis stops with FlakyStrategyDefinition. That is no answer
+    failing a check: every failed check is recorded here as it happens (hypothesis' replay
+    against a live server may lose it) and fails the test, and the scenarios run until then
+    must still have followed links across more than ten operations."""
     headers = {"Authorization": f"Bearer {world['admin']}"}
     steps: Counter[str] = Counter()
+    failures: list[str] = []
 
     class Chains(chains.as_state_machine()):  # type: ignore[misc]
         def before_call(self, case: Any) -> None:
@@ -178,19 +194,27 @@ def test_chained_operations_hold_up(platform: LocalPlatform, world: dict[str, st
         def validate_response(
             self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
         ) -> None:
-            case.validate_response(response, checks=CHECKS, headers=headers)
+            try:
+                case.validate_response(response, checks=CHECKS, headers=headers)
+            except Exception as e:
+                failures.append(f"{case.method} {case.formatted_path}: {e}")
+                raise
 
-    Chains.run(
-        settings=hypothesis.settings(
-            max_examples=STATEFUL_SCENARIOS,
-            stateful_step_count=6,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            suppress_health_check=list(hypothesis.HealthCheck),
-        )
+    settings = hypothesis.settings(
+        max_examples=STATEFUL_SCENARIOS,
+        stateful_step_count=6,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(hypothesis.HealthCheck),
     )
-    print(f"\nstateful: {sum(steps.values())} calls over {len(steps)} operations")
+    stopped = ""
+    try:
+        Chains.run(settings=settings)
+    except hypothesis.errors.FlakyStrategyDefinition as e:
+        stopped = f" (stopped early: {str(e).splitlines()[0]})"
+    print(f"\nstateful: {sum(steps.values())} calls over {len(steps)} operations{stopped}")
+    assert failures == [], "\n".join(failures)
     assert len(steps) > 10  # links were found and followed, not one operation over and over
 
 
