@@ -282,7 +282,8 @@ async def test_t01_killing_agents_under_load_loses_nothing_and_bounds_attempts(
         done = await _await_terminal(client, service["id"], set(ids.values()), timeout=300)
         runs = intervals(read_events(ledger))
         waited = _longest_rerun_wait(runs, chaos.died)
-        run = record(tally("T01 kill -9 agents under load", done.values(), runs, recovery=waited))
+        fault = "T01 kill -9 agents under load"
+        run = record(tally(fault, done.values(), runs, recovery=waited, died=chaos.died))
         figures = _t01_figures(done, runs, chaos)
         figures["seconds"] = round(time.monotonic() - started, 1)
         record_property("t01_figures", json.dumps(figures))

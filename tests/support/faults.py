@@ -72,10 +72,14 @@ def _ledger_key(execution: Execution) -> str:
     return str(execution["input"]["exec_key"])
 
 
-def _duplicated(runs: list[Interval]) -> bool:
-    """The function completed more than once, or two runs overlapped."""
+def _duplicated(runs: list[Interval], died: Mapping[int, float], successes: int) -> bool:
+    """The function completed more than once, or two runs overlapped. Not counted: an earlier
+    completion in a process that was then killed (`died`) when the platform recorded a single
+    success. The kill came between the function's end and its report, so the platform never
+    heard of it and ran the execution again: the at-least-once window of T01."""
     ended = [r for r in runs if r.end is not None]
-    if len(ended) > 1:
+    unheard = [r for r in ended[:-1] if r.pid in died] if successes <= 1 else []
+    if len(ended) - len(unheard) > 1:
         return True
     ordered = sorted(runs, key=lambda r: r.start)
     return any(
@@ -92,9 +96,11 @@ def tally(
     *,
     recovery: float | None = None,
     key: Callable[[Execution], str] = _ledger_key,
+    died: Mapping[int, float] | None = None,
 ) -> FaultRun:
     """The line of a fault run. `runs` is the ledger by key (None when the function writes
-    none: then only the platform's own records count)."""
+    none: then only the platform's own records count); `died`: the processes the fault
+    killed (pid -> when seen dead)."""
     done = list(executions)
     terminal = sum(1 for e in done if e["latestStatus"]["status"] in TERMINAL)
     over = duplicated = 0
@@ -102,7 +108,8 @@ def tally(
         mine = [] if runs is None else runs.get(key(e), [])
         if max(e["attempts"], len(mine)) > e["maxAttempts"]:
             over += 1
-        if _duplicated(mine):
+        successes = sum(1 for entry in e.get("statusLog", []) if entry["status"] == "success")
+        if _duplicated(mine, died or {}, successes):
             duplicated += 1
     return FaultRun(
         fault=fault,
