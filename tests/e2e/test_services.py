@@ -478,3 +478,62 @@ async def test_the_instance_catalog_is_served(client: httpx.AsyncClient) -> None
     assert catalog["regular-s"]["cpu"] == 1.4125
     assert catalog["highmem-l"]["memory"] == "50G"
     assert catalog["gpu-t4"]["gpus"] == 1
+
+
+SLEEPER = {
+    "main.py": b"import time\n\nclass ServiceRunner:\n    def run(self, seconds=0):\n"
+    b"        time.sleep(seconds)\n        return 'slept'\n"
+}
+
+
+async def test_a_restarted_replica_drains_its_work_while_a_new_one_takes_its_place(
+    client: httpx.AsyncClient, project: str
+) -> None:
+    package = await _push(client, project, SLEEPER, "restartable")
+    service = await _deploy(
+        client,
+        {
+            "name": "restartable",
+            "projectId": project,
+            "packageId": package["id"],
+            "runtime": {"concurrency": 1},
+        },
+    )
+    (old,) = (await _status(client, service["id"], "Active"))["runtimeStatus"]
+    running = (await client.post(f"/executions/{service['id']}", json={"seconds": 2})).json()
+    for _ in range(80):
+        got = (await client.get(f"/executions/{running['id']}")).json()
+        if got["latestStatus"]["status"] == "in-progress":
+            break
+        await asyncio.sleep(0.1)
+    url = f"/services/{service['id']}/replicas"
+
+    restart = await client.post(f"{url}/{old['replicaId']}/restart")
+    assert restart.status_code == 202, restart.text
+    assert restart.json() == {
+        "serviceId": service["id"],
+        "replicaId": old["replicaId"],
+        "status": "restarting",
+    }
+    missing = await client.post(f"{url}/no-such-replica/restart")
+    assert missing.status_code == 404
+    assert missing.json()["details"][0]["field"] == "replicaId"
+
+    # The old replica finishes what it runs (one attempt) and a new one takes its place.
+    done = (await client.get(f"/executions/{running['id']}/wait", params={"timeout": 60})).json()
+    assert done["latestStatus"]["status"] == "success"
+    assert done["attempts"] == 1
+    for _ in range(120):
+        replicas = (await client.get(f"/services/{service['id']}/status")).json()["runtimeStatus"]
+        if [r["state"] for r in replicas] == ["ready"] and replicas[0]["replicaId"] != old[
+            "replicaId"
+        ]:
+            break
+        await asyncio.sleep(0.25)
+    else:
+        raise AssertionError(f"no new replica took the old one's place: {replicas}")
+    after = await run(client, service["id"], {})
+    assert after["output"] == "slept"
+    # A restart someone asked for is no failure.
+    notes = (await client.get(f"/services/{service['id']}/notifications")).json()
+    assert notes == []

@@ -300,6 +300,19 @@ class ScaleDecided(Message):
     at: datetime
 
 
+class ReplicaRestartRequested(Message):
+    """Gateway -> events `service.replica-restart`: someone asked to restart one replica of a
+    service (`POST /services/{id}/replicas/{replicaId}/restart`). The scheduler drains it (its
+    running executions finish within drainTime) and the deployment starts another in its
+    place, as `kubectl delete pod` does."""
+
+    type: Literal["replica.restart"] = "replica.restart"
+    service_id: str
+    replica_id: str
+    requested_by: str
+    at: datetime
+
+
 class ServiceLoad(WireModel):
     """One service's load since the previous sample (the gateway's own counts)."""
 
@@ -401,6 +414,7 @@ AnyMessage = Annotated[
     | CredentialReply
     | ServiceChanged
     | ReplicaChanged
+    | ReplicaRestartRequested
     | ServiceNotification
     | ScaleDecided
     | LoadSampled

@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from spool_common.bus.amqp import Bus
+from spool_common.bus.topology import RoutingKey
 from spool_common.errors import FieldError, ValidationFailure, raise_if_any
-from spool_common.messages import ServiceChange, ServiceChanged, encode
+from spool_common.messages import ReplicaRestartRequested, ServiceChange, ServiceChanged, encode
 from spool_common.models import ExecutionStatus, Package, Service, StatusEntry, Trigger
 from spool_common.replicas import desired_replicas
 from spool_gateway.catalog import Catalog
@@ -236,6 +237,29 @@ class Deployments:
         if deleted is None:
             raise not_found("service", "serviceId", service_id)
         self.relay.hand_over(*deleted)
+
+    async def restart_replica(self, service_id: str, replica_id: str, who: str) -> None:
+        """Ask the scheduler to drain one live replica and start another in its place (the
+        request goes out through the outbox: accepted means it will be delivered). 404 when
+        it is not a live replica of the service, 409 when it is already draining."""
+        record = next(
+            (r for r in await self.services.replicas(service_id) if r.replica_id == replica_id),
+            None,
+        )
+        if record is None or record.state not in LIVE_STATES:
+            raise not_found("replica", "replicaId", replica_id)
+        if record.state == "draining":
+            raise ApiError(
+                409,
+                "conflict",
+                f"replica '{replica_id}' is already draining",
+                (FieldError("replicaId", "draining: a new replica is taking its place"),),
+            )
+        event = ReplicaRestartRequested(
+            service_id=service_id, replica_id=replica_id, requested_by=who, at=self.clock()
+        )
+        row = OutboxRow(self.bus.topology.events, RoutingKey.SERVICE_REPLICA_RESTART, encode(event))
+        await self.relay.enqueue([row])
 
     async def status(self, service_id: str) -> dict[str, Any]:
         service, revision = await self.get(service_id)

@@ -4,7 +4,7 @@ replace replicas take `?force=true`. Triggers are in `trigger_routes`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
@@ -131,6 +131,25 @@ async def activate_service(
     """The same as `POST /services/{id}/resume`."""
     await service_of(gw, who, service_id, Role.DEVELOPER)
     return await gw.deployments.set_active(service_id, True, who.subject, force)
+
+
+class ReplicaRestart(WireModel):
+    service_id: str
+    replica_id: str
+    status: Literal["restarting"] = "restarting"
+
+
+@router.post("/services/{service_id}/replicas/{replica_id}/restart", status_code=202)
+async def restart_replica(
+    service_id: str, replica_id: str, gw: GatewayDep, who: PrincipalDep
+) -> ReplicaRestart:
+    """Restart one replica (a `replicaId` of `GET /services/{id}/status`): it drains, its
+    running executions finishing within drainTime, while the deployment starts another in its
+    place. Not a failure: no notification, no crash-loop count. 404 if it is not a live
+    replica of the service, 409 if it is already draining."""
+    service = (await service_of(gw, who, service_id, Role.DEVELOPER))[0]
+    await gw.deployments.restart_replica(service.id, replica_id, who.subject)
+    return ReplicaRestart(service_id=service.id, replica_id=replica_id)
 
 
 @router.get("/services/{service_id}/status")

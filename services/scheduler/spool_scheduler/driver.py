@@ -203,6 +203,12 @@ class RuntimeDriver(Protocol):
         """Stop one replica at once (a stuck replica); the deployment replaces it."""
         ...
 
+    async def restart_replica(self, replica_id: str) -> bool:
+        """Drain one replica (its executions finish within drainTime) while the deployment
+        starts another in its place. False when there is no such live replica or it is
+        already stopping."""
+        ...
+
     async def observe(self) -> Observation:
         """Every live replica, and the replicas that exited since the previous call."""
         ...

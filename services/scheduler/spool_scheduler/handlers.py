@@ -7,6 +7,7 @@ from spool_common.logging import get_logger
 from spool_common.messages import (
     AnyMessage,
     ReplicaChanged,
+    ReplicaRestartRequested,
     ScaleDecided,
     ServiceChange,
     ServiceChanged,
@@ -32,6 +33,18 @@ class Inbox:
             return Outcome.HANDLED
         if isinstance(message, ReplicaChanged):
             log.debug("replica_changed", replica_id=message.replica_id, state=message.state)
+            return Outcome.HANDLED
+        if isinstance(message, ReplicaRestartRequested):
+            restarted = await self.reconciler.restart_replica(
+                message.service_id, message.replica_id
+            )
+            log.info(
+                "replica_restart_requested",
+                service_id=message.service_id,
+                replica_id=message.replica_id,
+                requested_by=message.requested_by,
+                restarted=restarted,
+            )
             return Outcome.HANDLED
         if isinstance(message, ScaleDecided):
             applied = self.reconciler.scale(message.service_id, message.replicas)

@@ -141,6 +141,16 @@ class KubernetesDriver:
         )
         log.info("replica_stopped", replica_id=replica_id, reason=reason)
 
+    async def restart_replica(self, replica_id: str) -> bool:
+        """Delete the pod with its own grace period (terminationGracePeriodSeconds: the
+        service's drain time and a margin): the kubelet sends SIGTERM, the agent drains, and
+        the Deployment creates a new pod at once."""
+        body = await self._request(
+            self._core.delete_namespaced_pod, replica_id, self._ns, missing_ok=True
+        )
+        log.info("replica_restart", replica_id=replica_id, found=bool(body))
+        return bool(body)
+
     async def observe(self) -> Observation:
         body = await self._request(
             self._core.list_namespaced_pod, self._ns, label_selector=MANAGED_SELECTOR

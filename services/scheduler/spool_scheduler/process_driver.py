@@ -145,6 +145,17 @@ class ProcessDriver:
         replica.stopping = True
         await self.supervisor.stop(replica_id, force=True)
 
+    async def restart_replica(self, replica_id: str) -> bool:
+        replica = self._replicas.get(replica_id)
+        if replica is None or replica.stopping:
+            return False
+        log.info("replica_restart", replica_id=replica_id, service_id=replica.service_id)
+        # Draining, it no longer counts toward the service's replicas (rollout.step): the next
+        # step starts its replacement.
+        await self._stop(replica_id, force=False)
+        self._kick()
+        return True
+
     async def observe(self) -> Observation:
         views = [
             ReplicaView(

@@ -121,6 +121,16 @@ class Reconciler:
         self.wake.set()
         return True
 
+    async def restart_replica(self, service_id: str, replica_id: str) -> bool:
+        """A user's restart: drained and replaced by the driver; its exit is expected, so it
+        is no failure and counts toward no crash loop. False: not a live replica of the
+        service (gone meanwhile, or already stopping)."""
+        if self._known.get(replica_id, service_id) != service_id:
+            return False
+        restarted = await self.driver.restart_replica(replica_id)
+        self.wake.set()
+        return restarted
+
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.wake.clear()  # before the round, so a change during it triggers the next

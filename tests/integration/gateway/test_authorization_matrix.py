@@ -41,6 +41,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from types import SimpleNamespace
 from typing import Any, cast
@@ -54,6 +55,7 @@ from support.gateway_live import Live, live_gateway
 
 from spool_common.archive import build_archive
 from spool_common.bus.amqp import Bus
+from spool_common.messages import ReplicaChanged, ReplicaState
 from spool_gateway.api import API_PREFIX, create_app
 from spool_gateway.core import Gateway
 from spool_gateway.settings import GatewaySettings
@@ -474,6 +476,21 @@ async def _rerun(w: World, _: Principal) -> Call:
     return Call("POST", f"/executions/{await w.fresh_execution(finished=True)}/rerun")
 
 
+async def _restart_replica(w: World, _: Principal) -> Call:
+    """A ready replica of service A, as the scheduler would have reported it (no replicas run
+    here: the restart request goes out to no scheduler)."""
+    replica_id = unique("replica")
+    ready = ReplicaChanged(
+        replica_id=replica_id,
+        service_id=w.service_a,
+        state=ReplicaState.READY,
+        at=datetime.now(UTC),
+        revision=1,
+    )
+    await w.live.gw.services.record_replica(ready)
+    return Call("POST", f"{SERVICE.format(service_a=w.service_a)}/replicas/{replica_id}/restart")
+
+
 async def _delete_service(w: World, _: Principal) -> Call:
     return Call("DELETE", f"/services/{await w.fresh_service()}")
 
@@ -553,6 +570,7 @@ EXECUTE = "/executions/{service_a}"
 EXECUTION = "/executions/{execution_a}"
 SERVICE = "/services/{service_a}"
 MUTABLE = "/services/{service_m}"
+RESTART = "/services/{service_id}/replicas/{replica_id}/restart"
 PACKAGE = "/packages/{package_a}"
 TRIGGER = "/triggers/{trigger_a}"
 PROJECT = "/projects/{project_a}"
@@ -621,6 +639,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op("POST", "/services/{service_id}/resume", WRITE, 200, f"{MUTABLE}/resume"),
     Op("POST", "/services/{service_id}/activate", WRITE, 200, f"{MUTABLE}/activate"),
     Op("GET", "/services/{service_id}/status", READ, 200, f"{SERVICE}/status"),
+    Op("POST", RESTART, WRITE, 202, _restart_replica),
     Op("GET", "/services/{service_id}/notifications", READ, 200, f"{SERVICE}/notifications"),
     Op("GET", "/services/{service_id}/scaling", READ, 200, f"{SERVICE}/scaling"),
     Op("GET", "/services/{service_id}/query-log", READ, 200, f"{SERVICE}/query-log"),

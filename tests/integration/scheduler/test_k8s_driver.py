@@ -438,6 +438,17 @@ async def test_stop_replica_deletes_its_pod_now(k8s: Fixture) -> None:
     await driver.stop_replica("stuck", "again")  # already gone: no error
 
 
+async def test_restart_replica_deletes_its_pod_with_its_own_grace_period(k8s: Fixture) -> None:
+    server, driver = k8s
+    server.add_pod("r1", {"app.kubernetes.io/managed-by": "spool-scheduler"}, {})
+    assert await driver.restart_replica("r1")
+    # No gracePeriodSeconds: the pod's terminationGracePeriodSeconds (the drain time) holds.
+    assert server.requests[-1] == ("DELETE", f"{PODS}/r1", {})
+    assert _killed(server) == []
+    assert "deletionTimestamp" in server.pods["r1"]["metadata"]  # terminating, not gone
+    assert not await driver.restart_replica("never-was")
+
+
 # --- observe ---------------------------------------------------------------------------------
 
 OURS = {

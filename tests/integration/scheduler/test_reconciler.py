@@ -42,6 +42,7 @@ class ScriptedDriver:
         self.applied: list[DeploymentSpec] = []
         self.removed: list[tuple[str, bool]] = []
         self.stopped: list[tuple[str, str]] = []
+        self.restarted: list[str] = []
         self.replicas: list[ReplicaView] = []
         self.exits: list[ReplicaExit] = []
 
@@ -50,6 +51,10 @@ class ScriptedDriver:
 
     async def remove(self, service_id: str, *, force: bool = False) -> None:
         self.removed.append((service_id, force))
+
+    async def restart_replica(self, replica_id: str) -> bool:
+        self.restarted.append(replica_id)
+        return any(r.replica_id == replica_id for r in self.replicas)
 
     async def stop_replica(self, replica_id: str, reason: str) -> None:
         self.stopped.append((replica_id, reason))
@@ -213,3 +218,17 @@ async def test_scale_decisions_change_the_count_not_the_template(bus: Bus) -> No
     reconciler.set_service(Desired(service(runtime=scaler, executionTimeout=60), 8, False, 8))
     await reconciler.round()
     assert (driver.applied[-1].revision, driver.applied[-1].replicas) == (8, 4)
+
+
+async def test_a_restart_goes_to_the_driver_only_for_a_replica_of_that_service(bus: Bus) -> None:
+    driver, clock = ScriptedDriver(), Clock()
+    reconciler = Reconciler(driver, bus, SchedulerSettings(), clock=clock)
+    reconciler.set_service(Desired(service(), 1, False, 1))
+    driver.replicas = [ReplicaView("r1", "svc", 1, ReplicaStatus.READY, clock.now, clock.now)]
+    await reconciler.round()  # now known as a replica of svc
+
+    assert not await reconciler.restart_replica("other-service", "r1")
+    assert driver.restarted == []
+    assert await reconciler.restart_replica("svc", "r1")
+    assert not await reconciler.restart_replica("svc", "gone")
+    assert driver.restarted == ["r1", "gone"]

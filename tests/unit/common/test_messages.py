@@ -37,6 +37,7 @@ from spool_common.messages import (
     NotificationType,
     OriginHop,
     ReplicaChanged,
+    ReplicaRestartRequested,
     ReplicaState,
     Reports,
     ScaleDecided,
@@ -163,6 +164,7 @@ EXAMPLES: list[Message] = [
     CredentialReply(service_id="svc-1", error="no such service"),
     SERVICE_CREATED,
     ReplicaChanged(replica_id="r-1", service_id="svc-1", state=ReplicaState.READY, at=AT),
+    ReplicaRestartRequested(service_id="svc-1", replica_id="r-1", requested_by="u-1", at=AT),
     ServiceNotification(
         notification_id="n-1",
         service_id="svc-1",

@@ -50,6 +50,7 @@ class RoutingKey(StrEnum):
     CREDENTIAL = "credential"
     REPORT = "report"
     SERVICE_ALL = "service.*"
+    SERVICE_REPLICA_RESTART = "service.replica-restart"
     SCALE_DECIDED = "scale.decided"
     ENTITY_ALL = "entity.#"
     REPLICA_ALL = "replica.*"
