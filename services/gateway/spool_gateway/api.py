@@ -156,7 +156,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     install_error_handlers(app)
     install_limits(app, gateway.settings)  # limits.py: 413, 400 (depth, NUL), 431
     document_errors(app)  # openapi_errors.py: the error answers in /openapi.json
-    for routes in (executions, router, packages, services, notifications, triggers, load):
+    # `load` before `services`: GET /services/load is not a service id.
+    for routes in (executions, router, packages, load, services, notifications, triggers):
         app.include_router(routes, prefix=API_PREFIX)
     app.include_router(secrets, prefix=API_PREFIX)
     app.include_router(identity, prefix=API_PREFIX)

@@ -9,7 +9,7 @@ authentication cache's few seconds).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
@@ -103,6 +103,18 @@ async def create_user(body: UserCreate, gw: GatewayDep, who: PrincipalDep) -> Ne
 async def list_users(gw: GatewayDep, who: PrincipalDep) -> list[User]:
     require_admin(who)
     return await gw.identity.users()
+
+
+class WhoAmI(WireModel):
+    kind: Literal["admin", "user", "bot", "agent"]
+    id: str = Field(description="the user's or bot's id (a member id); the admin's subject")
+
+
+@router.get("/whoami", tags=["users"])
+async def who_am_i(who: PrincipalDep) -> WhoAmI:
+    """Who the token belongs to, whatever its kind: `/users/me` is for users only. A client
+    finds its role in a project among the project's members by this id."""
+    return WhoAmI.model_validate({"kind": who.kind, "id": who.subject})
 
 
 @router.get("/users/me", tags=["users"])

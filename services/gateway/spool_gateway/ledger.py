@@ -65,6 +65,9 @@ class ExecutionQuery:
     resource_id: str | None = None
     error_type: str | None = None
     trigger_id: str | None = None
+    function_name: str | None = None
+    created_from: datetime | None = None  # createdAt in [created_from, created_to)
+    created_to: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -196,13 +199,19 @@ class Ledger:
             "resources @> jsonb_build_array(jsonb_build_object('id', $4::text))) "
             "AND ($5::text IS NULL OR status_log->-1->'error'->>'type' = $5) "
             "AND ($6::text IS NULL OR trigger_id = $6) "
-            "ORDER BY created_at DESC LIMIT $7",
+            "AND ($7::text IS NULL OR function_name = $7) "
+            "AND ($8::timestamptz IS NULL OR created_at >= $8) "
+            "AND ($9::timestamptz IS NULL OR created_at < $9) "
+            "ORDER BY created_at DESC LIMIT $10",
             query.service_id,
             query.projects,
             query.status,
             query.resource_id,
             query.error_type,
             query.trigger_id,
+            query.function_name,
+            query.created_from,
+            query.created_to,
             limit,
         )
         return [to_execution(r) for r in rows]

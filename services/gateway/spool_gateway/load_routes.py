@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
 from spool_common.models import WireModel
-from spool_gateway.access import service_of
+from spool_gateway.access import projects_visible, service_of
 from spool_gateway.api import GatewayDep, PrincipalDep
+from spool_gateway.load_store import LoadStore
 from spool_gateway.query_log import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -44,6 +45,58 @@ def _decision(record: ScalingRecord) -> ScalingDecision:
         reason=record.reason,
         inputs=record.inputs,
     )
+
+
+class ServiceLoad(WireModel):
+    service_id: str
+    queued: int = Field(description="executions waiting (created or rerun)")
+    in_flight: int = Field(description="executions running (in-progress)")
+    created: int = Field(description="executions created in the window")
+    finished: int = Field(description="executions that ended in the window")
+    executions_per_minute: float = Field(description="finished per minute over the window")
+    latency_p50: float | None = Field(
+        description="median create -> finish seconds of those that finished in the window "
+        "(null: none finished)"
+    )
+    latency_p75: float | None = Field(description="75th percentile, as latencyP50")
+    window: int = Field(description="seconds")
+    at: datetime = Field(description="when the numbers were read (the database's clock)")
+
+
+@router.get("/services/load")
+async def services_load(
+    gw: GatewayDep,
+    who: PrincipalDep,
+    project_id: Annotated[str | None, Query(alias="projectId")] = None,
+    service_id: Annotated[str | None, Query(alias="serviceId")] = None,
+    window: Annotated[int, Query(ge=5, le=3600, description="seconds")] = 60,
+) -> list[ServiceLoad]:
+    """The load of each live service the caller sees (or of `serviceId`) now: queue depth and
+    in-flight count, and over the last `window` seconds the executions created and finished,
+    finished per minute, and the p50 / p75 latency of those that finished. The dashboard's
+    services table and live chart read this."""
+    if service_id is not None:
+        ids = [(await service_of(gw, who, service_id))[0].id]
+    else:
+        visible = await projects_visible(gw, who, project_id)
+        ids = [s.id for s in await gw.services.find(visible, None)]
+    if not ids:
+        return []
+    return [
+        ServiceLoad(
+            service_id=s.service_id,
+            queued=s.queued,
+            in_flight=s.running,
+            created=s.created,
+            finished=s.finished,
+            executions_per_minute=round(s.finished * 60 / window, 3),
+            latency_p50=s.p50,
+            latency_p75=s.p75,
+            window=window,
+            at=s.at,
+        )
+        for s in await LoadStore(gw.ledger.pool).summary(ids, window)
+    ]
 
 
 @router.get("/services/{service_id}/scaling")

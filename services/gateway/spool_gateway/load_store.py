@@ -61,7 +61,44 @@ _LOAD = (
     "FROM open o FULL JOIN created c USING (service_id) FULL JOIN ended e USING (service_id)"
 )  # `open` is _OPEN
 
+# The public load summary (GET /services/load): the same three parts over the last `window`
+# seconds for the given services, with the latency percentiles computed by the database. The
+# latency is the sampler's (create -> finish).
+_SUMMARY = (
+    "WITH open AS (SELECT service_id, count(*) FILTER (WHERE status <> 'in-progress') AS queued, "
+    "count(*) FILTER (WHERE status = 'in-progress') AS running FROM executions "
+    "WHERE status IN ('created', 'rerun', 'in-progress') AND service_id = ANY($1) "
+    "GROUP BY service_id), "
+    "created AS (SELECT service_id, count(*) AS created FROM executions "
+    "WHERE created_at > now() - make_interval(secs => $2) AND service_id = ANY($1) "
+    "GROUP BY service_id), "
+    "ended AS (SELECT service_id, count(*) AS finished, percentile_cont(ARRAY[0.5, 0.75]) "
+    "WITHIN GROUP (ORDER BY greatest(0, extract(epoch FROM coalesce(finished_at, ended_at) "
+    "- created_at))::float8) AS latency FROM executions "
+    "WHERE ended_at > now() - make_interval(secs => $2) AND service_id = ANY($1) "
+    "GROUP BY service_id) "
+    "SELECT s.service_id, coalesce(o.queued, 0) AS queued, coalesce(o.running, 0) AS running, "
+    "coalesce(c.created, 0) AS created, coalesce(e.finished, 0) AS finished, e.latency, "
+    "now() AS at FROM unnest($1::text[]) AS s(service_id) LEFT JOIN open o USING (service_id) "
+    "LEFT JOIN created c USING (service_id) LEFT JOIN ended e USING (service_id)"
+)
+
 Plan = Callable[[datetime | None, datetime], Window | None]
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """A service's load now: open counts, and what was created and finished in the last
+    `window` seconds with the finished ones' latency percentiles (None: none finished)."""
+
+    service_id: str
+    queued: int
+    running: int
+    created: int
+    finished: int
+    p50: float | None
+    p75: float | None
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -101,6 +138,25 @@ class LoadStore:
                 loads,
                 frozenset(cursor["loaded"]),
             )
+
+    async def summary(self, service_ids: list[str], window: float) -> list[LoadSummary]:
+        """One LoadSummary per service id, in the order given. Reads the open executions
+        (partial index executions_open) and those created or ended in the window (indexes
+        executions_created and executions_ended): never the whole table."""
+        rows = await self.pool.fetch(_SUMMARY, service_ids, window)
+        return [
+            LoadSummary(
+                service_id=r["service_id"],
+                queued=int(r["queued"]),
+                running=int(r["running"]),
+                created=int(r["created"]),
+                finished=int(r["finished"]),
+                p50=None if r["latency"] is None else float(r["latency"][0]),
+                p75=None if r["latency"] is None else float(r["latency"][1]),
+                at=r["at"],
+            )
+            for r in rows
+        ]
 
 
 def _load(row: asyncpg.Record) -> Load:

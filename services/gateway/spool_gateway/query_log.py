@@ -65,6 +65,20 @@ def time_range(
     return lower, upper
 
 
+def open_range(
+    start: datetime | None, end: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """[from, to) where either end may be open; times without a zone are UTC. Raises
+    ValidationFailure naming `from` if both are given and `from` is not before `to`."""
+    lower = _utc(start) if start is not None else None
+    upper = _utc(end) if end is not None else None
+    if lower is not None and upper is not None and lower >= upper:
+        raise ValidationFailure(
+            FieldError("from", f"must be before 'to': {lower.isoformat()} >= {upper.isoformat()}")
+        )
+    return lower, upper
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 

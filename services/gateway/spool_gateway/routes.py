@@ -3,6 +3,7 @@ the core or a store."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -30,6 +31,7 @@ from spool_gateway.core import Gateway, hash_token, new_id
 from spool_gateway.http_errors import ApiError
 from spool_gateway.identity import Role, new_token
 from spool_gateway.ledger import ExecutionQuery
+from spool_gateway.query_log import open_range
 from spool_gateway.secret_routes import values_for
 
 router = APIRouter()
@@ -131,11 +133,21 @@ async def list_executions(
     resource_id: Annotated[str | None, Query(alias="resourceId")] = None,
     error_type: Annotated[str | None, Query(alias="errorType")] = None,
     trigger_id: Annotated[str | None, Query(alias="triggerId")] = None,
+    function_name: Annotated[str | None, Query(alias="functionName", min_length=1)] = None,
+    start: Annotated[
+        datetime | None,
+        Query(alias="from", description="created at or after (ISO 8601; UTC if no zone)"),
+    ] = None,
+    end: Annotated[
+        datetime | None, Query(alias="to", description="created before (ISO 8601; UTC if no zone)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Execution]:
     """Newest first, filtered by service, project, status, an input entity's id (resources),
-    the latest error's type (DeadLettered, AttemptsExhausted, Timeout...) or trigger. Only
-    executions of projects the caller is a member of (also those of a deleted service)."""
+    the latest error's type (DeadLettered, AttemptsExhausted, Timeout...), trigger, function
+    and creation time [from, to). Only executions of projects the caller is a member of (also
+    those of a deleted service)."""
+    created_from, created_to = open_range(start, end)
     query = ExecutionQuery(
         service_id,
         await projects_visible(gw, who, project_id),
@@ -143,6 +155,9 @@ async def list_executions(
         resource_id,
         error_type,
         trigger_id,
+        function_name,
+        created_from,
+        created_to,
     )
     return await gw.ledger.find(query, limit)
 

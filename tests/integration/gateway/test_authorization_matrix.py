@@ -439,7 +439,16 @@ def expected(op: Op, who: str) -> frozenset[int]:
 
 
 def _ids(body: Any) -> set[str]:
-    return {str(item.get("id")) for item in body} if isinstance(body, list) else set()
+    """The ids of a list answer's items (`serviceId` for the load of services)."""
+    if not isinstance(body, list):
+        return set()
+    return {str(item.get("id") or item.get("serviceId")) for item in body}
+
+
+def whoami(_: World, who: Principal, body: Any) -> str | None:
+    """The answer names the caller by kind and member id."""
+    wanted = {"kind": "bot" if who.name == BOT_A else "user", "id": who.subject}
+    return None if body == wanted else f"{body} is not {wanted}"
 
 
 def has(attribute: str) -> Check:
@@ -639,6 +648,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op("POST", "/services/{service_id}/resume", WRITE, 200, f"{MUTABLE}/resume"),
     Op("POST", "/services/{service_id}/activate", WRITE, 200, f"{MUTABLE}/activate"),
     Op("GET", "/services/{service_id}/status", READ, 200, f"{SERVICE}/status"),
+    Op("GET", "/services/load", READ, 200, "/services/load", params=IN_A, check=has("service_a")),
     Op("POST", RESTART, WRITE, 202, _restart_replica),
     Op("GET", "/services/{service_id}/notifications", READ, 200, f"{SERVICE}/notifications"),
     Op("GET", "/services/{service_id}/scaling", READ, 200, f"{SERVICE}/scaling"),
@@ -662,6 +672,7 @@ OPERATIONS: tuple[Op, ...] = (
     # --- users and their own tokens
     Op("GET", "/users", ADMIN, 200, "/users"),
     Op("POST", "/users", ADMIN, 201, "/users", body=_named("user")),
+    Op("GET", "/whoami", ANY, 200, "/whoami", check=whoami),
     Op("GET", "/users/me", SELF, 200, "/users/me", bot=USER_ONLY),
     Op("GET", "/users/me/tokens", SELF, 200, "/users/me/tokens", bot=USER_ONLY),
     Op("POST", "/users/me/tokens", SELF, 201, "/users/me/tokens", {"name": "t"}, bot=USER_ONLY),

@@ -31,7 +31,7 @@ from spool_common.models import ExecutionStatus
 from spool_gateway.lifecycle import dead_letter_entry
 from spool_gateway.load_rules import LATENCY_CAP
 from spool_gateway.load_sampler import LoadSampler
-from spool_gateway.load_store import _LOAD
+from spool_gateway.load_store import _LOAD, _SUMMARY
 from spool_gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.integration
@@ -271,8 +271,8 @@ async def test_every_way_an_execution_ends_counts_in_the_next_sample(live: Live)
 async def test_the_load_query_reads_only_open_and_recent_rows(
     live: Live, pool: asyncpg.Pool
 ) -> None:
-    """100,000 executions ended over the past week: the sample's query uses the time-bounded
-    indexes and the open one, never a sequential scan of executions."""
+    """100,000 executions ended over the past week: the sample's query and the load summary's
+    use the time-bounded indexes and the open one, never a sequential scan of executions."""
     (a,) = await services(live, 1)
     (template,) = await a.create(1)
     await pool.execute(
@@ -292,6 +292,12 @@ async def test_the_load_query_reads_only_open_and_recent_rows(
     scans = {(node["Node Type"], node.get("Index Name")) for node in plan_nodes(plan[0]["Plan"])}
     assert not any(kind == "Seq Scan" for kind, _ in scans), scans
     assert {"executions_open", "executions_created", "executions_ended"} <= {i for _, i in scans}
+
+    # The same for GET /services/load (the dashboard's figures), over its widest window.
+    plan = await pool.fetchval("EXPLAIN (FORMAT JSON) " + _SUMMARY, [a.service_id], 3600.0)
+    nodes = list(plan_nodes(plan[0]["Plan"]))
+    scanned = {(n["Node Type"], n.get("Index Name")) for n in nodes if "Relation Name" in n}
+    assert all(kind != "Seq Scan" for kind, _ in scanned), scanned
 
 
 def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

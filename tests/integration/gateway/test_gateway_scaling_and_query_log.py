@@ -314,3 +314,82 @@ async def test_a_bad_query_log_request_names_the_field(
 async def test_the_query_log_of_an_unknown_service_is_not_found(live: Live) -> None:
     response = await live.api.get("/services/nope/query-log")
     assert response.status_code == 404, response.text
+
+
+# --- the load of services (GET /services/load) and the executions list's filters -------------
+
+
+async def test_the_load_counts_open_executions_and_those_of_the_window(
+    query_log: Log, live: Live
+) -> None:
+    idle = await a_service(live)
+    project = (await get(live, f"/services/{idle}"))["projectId"]
+    (load,) = await get(live, "/services/load", serviceId=query_log.service_id)
+    assert {k: v for k, v in load.items() if k != "at"} == {
+        "serviceId": query_log.service_id,
+        "queued": 2,  # the invoke and the last execution
+        "inFlight": 1,
+        "created": 4,
+        "finished": 1,
+        "executionsPerMinute": 1.0,  # one finished in 60 s
+        "latencyP50": 1.25,
+        "latencyP75": 1.25,
+        "window": 60,
+    }
+    assert abs(datetime.fromisoformat(load["at"]) - datetime.now(UTC)) < timedelta(minutes=1)
+    by_service = {x["serviceId"]: x for x in await get(live, "/services/load", projectId=project)}
+    assert set(by_service) == {idle}  # each a_service has its own project
+    assert by_service[idle]["latencyP50"] is None
+    assert by_service[idle]["queued"] == by_service[idle]["finished"] == 0
+    (wide,) = await get(live, "/services/load", serviceId=query_log.service_id, window=600)
+    assert wide["executionsPerMinute"] == 0.1
+    assert wide["window"] == 600
+
+
+async def test_the_load_of_an_unknown_service_is_not_found(live: Live) -> None:
+    response = await live.api.get("/services/load", params={"serviceId": "nope"})
+    assert response.status_code == 404, response.text
+    assert response.json()["details"] == [{"field": "serviceId", "reason": "no such service"}]
+
+
+async def test_executions_are_listed_by_function_and_creation_time(query_log: Log) -> None:
+    ended, running, invoked, queued = query_log.rows
+
+    async def ids(**params: Any) -> list[str]:
+        found = await get(query_log.live, "/executions", serviceId=query_log.service_id, **params)
+        return [e["id"] for e in found]
+
+    assert await ids(functionName="score") == [running["id"]]
+    assert await ids(functionName="nope") == []
+    newest_first = [queued["id"], invoked["id"], running["id"], ended["id"]]
+    assert await ids() == newest_first
+    assert await ids(**{"from": invoked["createdAt"]}) == newest_first[:2]  # inclusive
+    assert await ids(to=invoked["createdAt"]) == newest_first[2:]  # exclusive
+    window = {"from": running["createdAt"], "to": queued["createdAt"]}
+    assert await ids(functionName="run", **window) == [invoked["id"]]
+    naive = datetime.fromisoformat(invoked["createdAt"]).replace(tzinfo=None).isoformat()
+    assert await ids(**{"from": naive}) == newest_first[:2]  # no zone: UTC
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        pytest.param("/services/load", {"window": 1}, "window", id="window-too-short"),
+        pytest.param("/services/load", {"window": 3601}, "window", id="window-too-long"),
+        pytest.param("/services/load", {"window": "a minute"}, "window", id="window-not-a-number"),
+        pytest.param("/executions", {"from": "yesterday"}, "from", id="from-not-a-time"),
+        pytest.param(
+            "/executions",
+            {"from": "2026-05-02T00:00:00Z", "to": "2026-05-01T00:00:00Z"},
+            "from",
+            id="from-after-to",
+        ),
+        pytest.param("/executions", {"functionName": ""}, "functionName", id="empty-function"),
+    ],
+)
+async def test_a_bad_load_or_executions_query_names_the_field(
+    live: Live, path: str, params: dict[str, Any], field: str
+) -> None:
+    response = await live.api.get(path, params=params)
+    assert response.status_code == 400, response.text
+    assert [d["field"] for d in response.json()["details"]] == [field]
