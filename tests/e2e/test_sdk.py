@@ -419,6 +419,27 @@ async def test_pause_resume_and_status(deployed: Deployed) -> None:
         assert service.resume().active is True
         assert queued.wait(timeout=90).output == "yo later"
 
+        load = service.load(window=600)
+        assert isinstance(load, spool.ServiceLoad)
+        assert (load.service_id, load.queued, load.finished) == (service.id, 0, 1)
+        assert load.latency_p50 is not None
+        assert load.latency_p50 >= 1.0  # it waited while the service was paused
+        by_function = service.executions.list(function_name="run", created_from=load.at)
+        assert by_function == []  # nothing created since the load was read
+
+        (old,) = [r.replica_id for r in service.status().runtime_status]
+        service.restart_replica(old)
+        _until(
+            lambda: (
+                [(r.replica_id != old, r.state) for r in service.status().runtime_status]
+                == [(True, "ready")]
+            ),
+            timeout=60,
+            what="a new replica in place of the restarted one",
+        )
+        with pytest.raises(spool.NotFound):
+            service.restart_replica(old)
+
     await asyncio.to_thread(body)
 
 

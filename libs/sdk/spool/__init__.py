@@ -54,7 +54,14 @@ from spool.runtime import (
     PreemptionMode,
 )
 from spool.secret import Secret, Secrets
-from spool.service import ScalingDecision, Service, ServiceRevision, Services, ServiceStatus
+from spool.service import (
+    ScalingDecision,
+    Service,
+    ServiceLoad,
+    ServiceRevision,
+    Services,
+    ServiceStatus,
+)
 from spool.trigger import Trigger, Triggers, TriggerVerdict
 from spool.user import NewToken, NewUser, TokenInfo, Tokens, User, Users
 from spool_common.messages import NotificationType
@@ -144,6 +151,7 @@ __all__ = [
     "Secrets",
     "ServerError",
     "Service",
+    "ServiceLoad",
     "ServiceRevision",
     "ServiceStatus",
     "Services",

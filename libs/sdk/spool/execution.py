@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from spool.client import DEFAULT_TIMEOUT, Bound, Client
@@ -196,9 +197,13 @@ class Executions(Bound):
         resource_id: str | None = None,
         error_type: str | None = None,
         trigger_id: str | None = None,
+        function_name: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
         limit: int = 100,
     ) -> builtins.list[Execution]:
-        """Newest first, at most `limit` (up to 1000), filtered by every argument given."""
+        """Newest first, at most `limit` (up to 1000), filtered by every argument given;
+        `created_from` and `created_to` bound the creation time, [from, to)."""
         found = self.client.get(
             "/executions",
             serviceId=service_id or self._service_id,
@@ -207,6 +212,11 @@ class Executions(Bound):
             resourceId=resource_id,
             errorType=error_type,
             triggerId=trigger_id,
+            functionName=function_name,
+            **{
+                "from": created_from.isoformat() if created_from else None,
+                "to": created_to.isoformat() if created_to else None,
+            },
             limit=limit,
         )
         return [Execution.from_json(self.client, e) for e in found]

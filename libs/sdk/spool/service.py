@@ -60,6 +60,23 @@ class ScalingDecision(WireModel):
     inputs: dict[str, float] = Field(default_factory=dict)
 
 
+class ServiceLoad(WireModel):
+    """`GET /services/load`: queue depth and in-flight now, and over the last `window` seconds
+    the executions created and finished, finished per minute and their p50 / p75 latency
+    (create -> finish seconds; None when none finished)."""
+
+    service_id: str
+    queued: int
+    in_flight: int
+    created: int
+    finished: int
+    executions_per_minute: float
+    latency_p50: float | None = None
+    latency_p75: float | None = None
+    window: int
+    at: datetime
+
+
 class ServiceRevision(WireModel):
     revision: int
     creator: str | None = None
@@ -116,6 +133,17 @@ class Service(models.Service, Entity):
 
     def status(self) -> ServiceStatus:
         return ServiceStatus.model_validate(self.client.get(f"/services/{self.id}/status"))
+
+    def load(self, window: int = 60) -> ServiceLoad:
+        """Queue depth, in-flight, executions per minute and p50 / p75 latency over the last
+        `window` seconds (5 to 3600)."""
+        (found,) = self.client.get("/services/load", serviceId=self.id, window=window)
+        return ServiceLoad.model_validate(found)
+
+    def restart_replica(self, replica_id: str) -> None:
+        """Drain one replica (a `replica_id` of `status().runtime_status`) while another
+        starts in its place; its running executions finish within drainTime."""
+        self.client.post(f"/services/{self.id}/replicas/{replica_id}/restart")
 
     def notifications(
         self, type: NotificationType | str | None = None, limit: int = 100, offset: int = 0
