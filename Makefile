@@ -22,8 +22,10 @@ down:
 status:
 	@$(PY) scripts/platform_ctl.py status
 
-## The whole suite: lint, unit, integration and end-to-end tests on the real servers.
+## The whole suite: lint, unit, integration and end-to-end tests (the dashboard's in headless
+## Chromium, installed if missing) on the real servers.
 test: setup lint
+	@bash scripts/ensure-browser.sh
 	@$(PY) -m pytest
 
 ## The reliability suite: every fault test of reference/reliability.md §7 at full load, one

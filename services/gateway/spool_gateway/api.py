@@ -145,6 +145,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     from spool_gateway.secret_routes import router as secrets
     from spool_gateway.service_routes import router as services
     from spool_gateway.trigger_routes import router as triggers
+    from spool_gateway.web import install_dashboard
 
     app = FastAPI(
         title="Spool",
@@ -161,6 +162,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         app.include_router(routes, prefix=API_PREFIX)
     app.include_router(secrets, prefix=API_PREFIX)
     app.include_router(identity, prefix=API_PREFIX)
+    install_dashboard(app)
 
     @app.get("/livez", include_in_schema=False)
     async def livez() -> JSONResponse:
