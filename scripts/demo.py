@@ -76,6 +76,10 @@ def main() -> None:
         execution = _check(
             client.get(f"/executions/{execution['id']}/wait", params={"timeout": 60})
         )
+    print(
+        f"dashboard: {gateway_url()}/dashboard/ (sign in with the token in .spool/admin-token)",
+        file=sys.stderr,
+    )
     print(orjson.dumps(execution).decode())
     if execution["latestStatus"]["status"] != "success":
         sys.exit(1)
