@@ -722,6 +722,50 @@ async def test_t02_work_longer_than_the_lease_still_succeeds_during_a_drain(
             await _restart_scheduler(platform)
 
 
+def _ended(ledger: Path, key: str) -> bool:
+    return any(e.key == key and e.event == "end" for e in read_events(ledger))
+
+
+@pytest.mark.timeout(90)
+async def test_t02_a_claim_in_flight_when_sigterm_lands_runs_on_the_draining_replica(
+    platform: LocalPlatform, client: httpx.AsyncClient, ledgers: Path
+) -> None:
+    """The gateway may grant a claim the agent sent before its SIGTERM: that attempt is the
+    replica's, and the drain must wait for it as for a running call rather than stop the
+    runner under it (which would fail it as a reset nobody caused). The gateway is frozen
+    (SIGSTOP) so the claim is still unanswered when the drain begins."""
+    ledger = ledgers / "t02-claim.jsonl"
+    spec = {"maxAttempts": 1, "drainTime": 30}
+    runtime = {"numReplicas": 1, "concurrency": 1}
+    gateway = platform.processes["gateway"].pid
+    async with _deployed(platform, client, "t02c", **spec, runtime=runtime) as service:
+        (replica,) = await _await_replicas(platform, "t02c", 1)
+        first = await _submit(client, service["id"], ledger, "first", 1.5)
+        await _await_starts(ledger, {"first"}, 1, timeout=20)
+        second = await _submit(client, service["id"], ledger, "second", 0.2)
+        await asyncio.sleep(0.3)  # the agent holds the delivery, waiting for the slot
+        try:
+            os.kill(gateway, signal.SIGSTOP)
+            await _eventually("the first run's end", lambda: _ended(ledger, "first"), 10)
+            await asyncio.sleep(0.3)  # the slot is free: the second claim waits on the gateway
+            stopping = _stop_scheduler(platform)
+            await _draining_signal_time(platform, replica)
+            await asyncio.sleep(SLACK)
+            os.kill(gateway, signal.SIGCONT)  # well inside the agent's claim timeout (5 s)
+            assert await stopping == 0
+        finally:
+            os.kill(gateway, signal.SIGCONT)
+            restarted = await _restart_scheduler(platform)
+        done = await _await_terminal(client, service["id"], {first, second}, timeout=30)
+        runs = intervals(read_events(ledger))
+        for key, execution_id in (("first", first), ("second", second)):
+            e = done[execution_id]
+            assert statuses(e) == ["created", IN_PROGRESS, SUCCESS], e["statusLog"]
+            assert e["attempts"] == 1, e
+            assert not execution_problems(e, runs[key], {})
+        assert runs["second"][0].start < restarted, "it ran only after the scheduler restarted"
+
+
 async def _overrun_drain(
     platform: LocalPlatform, client: httpx.AsyncClient, ledger: Path, service: Execution
 ) -> tuple[str, int]:

@@ -70,9 +70,10 @@ class Worker:
         self.runner: Runner | None = None
         self.ready = asyncio.Event()
         self.failed = asyncio.Event()  # the runner could not be restarted: the replica must go
-        self.idle = asyncio.Event()
+        self.idle = asyncio.Event()  # nothing running and no claim in flight
         self.idle.set()
         self.running: dict[str, int] = {}
+        self._claiming = 0  # deliveries whose claim is in flight
         self.stops: dict[str, Stop] = {}
         self.draining = False
         self.claim_timeout = 5.0
@@ -103,29 +104,42 @@ class Worker:
             await delivery.settle(Disposition.DEAD_LETTER)
             return
         await self.slots.acquire()
-        try:
-            reply = None if self.draining else await self._claim(message)
-            paused = reply is not None and reply.verdict is ClaimVerdict.PAUSED
-            if reply is None or paused:  # draining or paused: give it back untouched
-                await delivery.settle(Disposition.REQUEUE)
-                self.slots.release()
-                if paused and self.on_paused is not None:
-                    log.info("service_paused", execution_id=message.execution_id)
-                    await self.on_paused()  # take nothing more; the scheduler drains us
-                return
-            await delivery.settle(Disposition.ACK)
-        except BaseException:
-            self.slots.release()
-            raise
-        if reply.verdict is not ClaimVerdict.GRANTED:
-            log.info("claim_refused", execution_id=message.execution_id, verdict=reply.verdict)
-            self.slots.release()
-            return
-        self.running[message.execution_id] = reply.attempt  # counted from the claim on
+        # A drain waits for a claim in flight as for a running call: the gateway may grant it
+        # after SIGTERM, and a granted attempt is this replica's to run (stopping the runner
+        # under it would report a reset the user never caused).
+        self._claiming += 1
         self.idle.clear()
-        task = asyncio.get_running_loop().create_task(self._execute_in_slot(message, reply.attempt))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        try:
+            try:
+                reply = None if self.draining else await self._claim(message)
+                paused = reply is not None and reply.verdict is ClaimVerdict.PAUSED
+                if reply is None or paused:  # draining or paused: give it back untouched
+                    await delivery.settle(Disposition.REQUEUE)
+                    self.slots.release()
+                    if paused and self.on_paused is not None:
+                        log.info("service_paused", execution_id=message.execution_id)
+                        await self.on_paused()  # take nothing more; the scheduler drains us
+                    return
+                await delivery.settle(Disposition.ACK)
+            except BaseException:
+                self.slots.release()
+                raise
+            if reply.verdict is not ClaimVerdict.GRANTED:
+                log.info("claim_refused", execution_id=message.execution_id, verdict=reply.verdict)
+                self.slots.release()
+                return
+            self.running[message.execution_id] = reply.attempt  # counted from the claim on
+            run = self._execute_in_slot(message, reply.attempt)
+            task = asyncio.get_running_loop().create_task(run)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        finally:
+            self._claiming -= 1
+            self._set_idle_if_idle()
+
+    def _set_idle_if_idle(self) -> None:
+        if not self.running and not self._claiming:
+            self.idle.set()
 
     async def _execute_in_slot(self, message: ExecutionRequested, attempt: int) -> None:
         try:
@@ -180,8 +194,7 @@ class Worker:
             self.running.pop(message.execution_id, None)
             self.stops.pop(message.execution_id, None)
             self.reporter.forget(message.execution_id)
-            if not self.running:
-                self.idle.set()
+            self._set_idle_if_idle()
         log.info(
             "execution_done",
             execution_id=message.execution_id,
