@@ -12,6 +12,7 @@ the page did not expect) fails the test that caused it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -276,8 +277,15 @@ async def test_a_service_is_paused_and_resumed_from_its_row(
     assert paused["active"] is False
     await service.locator('[data-action="resume"]').click()
     await expect(status).to_have_text("Active", timeout=WAIT_MS)
-    resumed = await _ok(await client.get(f"/services/{world.service_id}/status"))
-    assert [r["state"] for r in resumed["runtimeStatus"]] == ["ready"]
+    # Active comes with the first ready replica; the one paused may still be draining.
+    states: list[str] = []
+    for _ in range(WAIT_MS // 100):
+        resumed = await _ok(await client.get(f"/services/{world.service_id}/status"))
+        states = [r["state"] for r in resumed["runtimeStatus"]]
+        if states == ["ready"]:
+            break
+        await asyncio.sleep(0.1)
+    assert states == ["ready"], "the resumed service did not settle on one ready replica"
 
 
 async def test_runtime_settings_are_edited_with_the_apis_validation(

@@ -410,6 +410,9 @@ async def test_pause_resume_and_status(deployed: Deployed) -> None:
         status = service.status()
         assert status.desired_replicas == 1
         assert [r.state for r in status.runtime_status] == ["ready"]
+        listed = {s.service_id: s for s in deployed.project.services.statuses()}
+        assert listed[service.id] == status
+        assert {s.service_id for s in deployed.project.services.load()} == set(listed)
         assert service.pause() is service
         assert service.active is False
         assert service.status().status == "Inactive"

@@ -43,6 +43,7 @@ class ReplicaStatus(WireModel):
 class ServiceStatus(WireModel):
     """`GET /services/{id}/status`: Active, Inactive, Initializing or Error, and the replicas."""
 
+    service_id: str | None = None
     status: str
     revision: int
     desired_replicas: int
@@ -330,3 +331,17 @@ class Services(Bound):
     ) -> builtins.list[Service]:
         found = self.client.get("/services", projectId=project_id or self._project_id, name=name)
         return [Service.from_json(self.client, s) for s in found]
+
+    def statuses(self, project_id: str | None = None) -> builtins.list[ServiceStatus]:
+        """Each service's `status()`, for every service of the project (or every one the
+        caller sees) in one request; `service_id` tells them apart."""
+        found = self.client.get("/services/status", projectId=project_id or self._project_id)
+        return [ServiceStatus.model_validate(s) for s in found]
+
+    def load(self, project_id: str | None = None, window: int = 60) -> builtins.list[ServiceLoad]:
+        """Each service's `load(window)`, for every service of the project (or every one the
+        caller sees) in one request."""
+        found = self.client.get(
+            "/services/load", projectId=project_id or self._project_id, window=window
+        )
+        return [ServiceLoad.model_validate(s) for s in found]

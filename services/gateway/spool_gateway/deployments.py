@@ -25,7 +25,7 @@ from spool_gateway.deployment_rules import (
     resolve_revision,
     service_status,
 )
-from spool_gateway.deployments_store import ServiceRevision, ServiceStore
+from spool_gateway.deployments_store import ReplicaRecord, ServiceRevision, ServiceStore
 from spool_gateway.http_errors import ApiError, not_found
 from spool_gateway.identity import Role, service_bot_problem
 from spool_gateway.identity_store import Bot, IdentityStore
@@ -263,32 +263,54 @@ class Deployments:
 
     async def status(self, service_id: str) -> dict[str, Any]:
         service, revision = await self.get(service_id)
-        records = await self.services.replicas(service_id)
+        return (await self._statuses([(service, revision)]))[0]
+
+    async def statuses(self, projects: list[str] | None) -> list[dict[str, Any]]:
+        """The status of every live service of `projects` (None: all), each with its
+        `serviceId`, in three queries whatever their number."""
+        return await self._statuses(await self.services.find_revisions(projects))
+
+    async def _statuses(self, services: list[tuple[Service, int]]) -> list[dict[str, Any]]:
+        ids = [service.id for service, _ in services]
+        replicas = await self.services.replicas_of(ids)
         # With an autoscaler, its latest decision (within its bounds), as the scheduler does.
-        scaled = None
-        if service.runtime.autoscaler is not None:
-            latest = await ScalingStore(self.catalog.pool).find(service_id, None, 1)
-            scaled = latest[0].replicas if latest else None
-        desired = desired_replicas(service, False, scaled) or 0
-        status = service_status(
-            service.active,
-            desired,
-            [(r.state, r.reason or "", r.updated_at) for r in records],
-            self.clock(),
-        )
-        live = [r for r in records if r.state in LIVE_STATES]
-        return {
-            "status": status,
-            "revision": revision,
-            "desiredReplicas": desired,
-            "runtimeStatus": [
-                {
-                    "replicaId": r.replica_id,
-                    "revision": r.revision,
-                    "state": r.state,
-                    "reason": r.reason,
-                    "updatedAt": r.updated_at.isoformat(),
-                }
-                for r in live
-            ],
-        }
+        scaling = ScalingStore(self.catalog.pool)
+        autoscaled = [s.id for s, _ in services if s.runtime.autoscaler is not None]
+        decided = await scaling.latest_replicas(autoscaled) if autoscaled else {}
+        now = self.clock()
+        return [
+            status_body(s, revision, replicas.get(s.id, []), decided.get(s.id), now)
+            for s, revision in services
+        ]
+
+
+def status_body(
+    service: Service,
+    revision: int,
+    records: list[ReplicaRecord],
+    scaled: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """`GET /services/{id}/status`: the service's status from the replicas heard of (newest
+    first) and the autoscaler's latest decision."""
+    desired = desired_replicas(service, False, scaled) or 0
+    status = service_status(
+        service.active, desired, [(r.state, r.reason or "", r.updated_at) for r in records], now
+    )
+    return {
+        "serviceId": service.id,
+        "status": status,
+        "revision": revision,
+        "desiredReplicas": desired,
+        "runtimeStatus": [
+            {
+                "replicaId": r.replica_id,
+                "revision": r.revision,
+                "state": r.state,
+                "reason": r.reason,
+                "updatedAt": r.updated_at.isoformat(),
+            }
+            for r in records
+            if r.state in LIVE_STATES
+        ],
+    }

@@ -16,6 +16,8 @@ from spool_common.models import Service
 from spool_gateway.outbox import OutboxRow, insert_outbox
 from spool_gateway.triggers_store import Announce, delete_triggers
 
+REPLICAS_KEPT = 200  # the newest replicas per service that a status reads
+
 
 @dataclass(frozen=True)
 class ServiceRevision:
@@ -67,16 +69,23 @@ class ServiceStore:
         )
         return (Service.model_validate(row["body"]), row["revision"]) if row else None
 
-    async def find(self, projects: Sequence[str] | None, name: str | None) -> list[Service]:
-        """Live services of `projects` (None: every project), of one name if given."""
+    async def find_revisions(
+        self, projects: Sequence[str] | None, name: str | None = None
+    ) -> list[tuple[Service, int]]:
+        """Live services of `projects` (None: every project), of one name if given, oldest
+        first, each with its revision."""
         rows = await self.pool.fetch(
-            "SELECT body FROM services WHERE deleted_at IS NULL "
+            "SELECT body, revision FROM services WHERE deleted_at IS NULL "
             "AND ($1::text[] IS NULL OR project_id = ANY($1)) AND ($2::text IS NULL OR name = $2) "
             "ORDER BY created_at",
             projects,
             name,
         )
-        return [Service.model_validate(r["body"]) for r in rows]
+        return [(Service.model_validate(r["body"]), r["revision"]) for r in rows]
+
+    async def find(self, projects: Sequence[str] | None, name: str | None) -> list[Service]:
+        """`find_revisions` without the revisions."""
+        return [service for service, _ in await self.find_revisions(projects, name)]
 
     async def revisions(self, service_id: str) -> list[ServiceRevision]:
         rows = await self.pool.fetch(
@@ -139,12 +148,23 @@ class ServiceStore:
         )
 
     async def replicas(self, service_id: str) -> list[ReplicaRecord]:
+        return (await self.replicas_of([service_id])).get(service_id, [])
+
+    async def replicas_of(self, service_ids: Sequence[str]) -> dict[str, list[ReplicaRecord]]:
+        """The replicas heard of, newest first, at most REPLICAS_KEPT per service."""
         rows = await self.pool.fetch(
-            "SELECT replica_id, state, reason, updated_at, revision FROM replicas "
-            "WHERE service_id = $1 ORDER BY updated_at DESC LIMIT 200",
-            service_id,
+            "SELECT service_id, replica_id, state, reason, updated_at, revision FROM ("
+            "  SELECT *, row_number() OVER (PARTITION BY service_id ORDER BY updated_at DESC) n"
+            "  FROM replicas WHERE service_id = ANY($1)"
+            ") newest WHERE n <= $2 ORDER BY service_id, updated_at DESC",
+            list(service_ids),
+            REPLICAS_KEPT,
         )
-        return [ReplicaRecord(**dict(r)) for r in rows]
+        found: dict[str, list[ReplicaRecord]] = {}
+        for r in rows:
+            record = ReplicaRecord(**{k: v for k, v in r.items() if k != "service_id"})
+            found.setdefault(r["service_id"], []).append(record)
+        return found
 
 
 async def update_service(

@@ -3,6 +3,7 @@ and replicas), the newest `keep` kept per service, listed newest first."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -71,6 +72,16 @@ class ScalingStore:
                 return Recorded.DUPLICATE
             await conn.execute(_PRUNE, decision.service_id, keep)
             return Recorded.RECORDED
+
+    async def latest_replicas(self, service_ids: Sequence[str]) -> dict[str, int]:
+        """The replica count of each service's newest decision (services without one are
+        left out)."""
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT ON (service_id) service_id, replicas FROM scaling_decisions "
+            "WHERE service_id = ANY($1) ORDER BY service_id, at DESC, replicas DESC",
+            list(service_ids),
+        )
+        return {r["service_id"]: r["replicas"] for r in rows}
 
     async def find(
         self, service_id: str, since: datetime | None, limit: int

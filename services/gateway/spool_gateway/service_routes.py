@@ -65,6 +65,17 @@ async def list_services(
     return await gw.services.find(await projects_visible(gw, who, project_id), name)
 
 
+@router.get("/services/status")
+async def services_status(
+    gw: GatewayDep,
+    who: PrincipalDep,
+    project_id: Annotated[str | None, Query(alias="projectId")] = None,
+) -> list[dict[str, Any]]:
+    """`GET /services/{id}/status` of every live service the caller sees (or of one project),
+    each with its `serviceId`: what a console's services table polls, in one request."""
+    return await gw.deployments.statuses(await projects_visible(gw, who, project_id))
+
+
 @router.get("/services/{service_id}")
 async def get_service(service_id: str, gw: GatewayDep, who: PrincipalDep) -> Service:
     return (await service_of(gw, who, service_id))[0]

@@ -16,9 +16,15 @@ import pytest
 from support.gateway_live import Live, live_gateway, until
 
 from spool_common.bus.amqp import Bus
-from spool_common.messages import ClaimRequest, ExecutionFinished, ScaleDecided
+from spool_common.messages import (
+    ClaimRequest,
+    ExecutionFinished,
+    ReplicaChanged,
+    ReplicaState,
+    ScaleDecided,
+)
 from spool_common.models import ExecutionStatus, PackageFunction, PackageModule
-from spool_gateway.scaling_store import Recorded
+from spool_gateway.scaling_store import Recorded, ScalingStore
 
 pytestmark = pytest.mark.integration
 
@@ -350,6 +356,45 @@ async def test_the_load_of_an_unknown_service_is_not_found(live: Live) -> None:
     response = await live.api.get("/services/load", params={"serviceId": "nope"})
     assert response.status_code == 404, response.text
     assert response.json()["details"] == [{"field": "serviceId", "reason": "no such service"}]
+
+
+async def test_the_status_of_every_service_is_each_ones_status_in_one_request(
+    live: Live,
+) -> None:
+    project_id, package_id = await live.package()
+    ready, scaled, paused = [await live.deploy(project_id, package_id, n) for n in "abc"]
+    other = await a_service(live)  # another project
+    scaler = {"type": "rabbitmq", "minReplicas": 0, "maxReplicas": 4}
+    patch = {"runtime": {"autoscaler": scaler}}
+    assert (await live.api.patch(f"/services/{scaled}", json=patch)).status_code == 200
+    assert (await live.api.post(f"/services/{paused}/stop")).status_code == 200
+    now = datetime.now(UTC)
+    heard = [
+        (ready, "r-old", ReplicaState.STOPPED, now - timedelta(minutes=5)),
+        (ready, "r-drain", ReplicaState.DRAINING, now - timedelta(seconds=2)),
+        (ready, "r-up", ReplicaState.READY, now),
+        (other, "o-up", ReplicaState.READY, now),
+    ]
+    for service_id, replica_id, state, at in heard:
+        event = ReplicaChanged(
+            replica_id=replica_id, service_id=service_id, state=state, at=at, revision=1
+        )
+        await live.gw.services.record_replica(event)
+    await ScalingStore(live.gw.catalog.pool).record(decision(scaled, now, 3, 0), keep=10)
+
+    listed = await get(live, "/services/status", projectId=project_id)
+    assert [s["serviceId"] for s in listed] == [ready, scaled, paused]  # by creation
+    assert listed == [await get(live, f"/services/{i}/status") for i in (ready, scaled, paused)]
+    first, second, third = listed
+    assert (first["status"], first["desiredReplicas"]) == ("Active", 1)
+    assert [r["replicaId"] for r in first["runtimeStatus"]] == ["r-up", "r-drain"]  # newest first
+    assert (second["status"], second["desiredReplicas"]) == ("Initializing", 3)  # the decision
+    assert (second["revision"], third["status"]) == (2, "Inactive")
+    everything = {s["serviceId"] for s in await get(live, "/services/status")}  # admin: all
+    assert {ready, scaled, paused, other} <= everything
+    unknown = await live.api.get("/services/status", params={"projectId": "nope"})
+    assert unknown.status_code == 404, unknown.text
+    assert [d["field"] for d in unknown.json()["details"]] == ["projectId"]
 
 
 async def test_executions_are_listed_by_function_and_creation_time(query_log: Log) -> None:

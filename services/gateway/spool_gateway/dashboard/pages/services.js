@@ -1,5 +1,6 @@
 // The services page: one row per service with its status, replicas and load, refreshed every
-// 2.5 s (one load request for all, one status request per service), and its actions.
+// 2.5 s (three requests whatever the number of services: the list, their load, their status),
+// and its actions.
 
 import { h, fill } from "../dom.js";
 import { get } from "../api.js";
@@ -48,9 +49,10 @@ export function renderServices(ctx) {
 async function tick(page, listSlot, loadSlot) {
   const { ctx } = page;
   const query = { projectId: ctx.projectId };
-  const [services, load] = await Promise.allSettled([
+  const [services, load, status] = await Promise.allSettled([
     get("/services", query, ctx.signal),
     get("/services/load", query, ctx.signal),
+    get("/services/status", query, ctx.signal),
   ]);
   if (services.status === "rejected") {
     showError(listSlot, services.reason, "Could not list the services: ");
@@ -60,15 +62,14 @@ async function tick(page, listSlot, loadSlot) {
   if (load.status === "rejected") showError(loadSlot, load.reason, "Load figures unavailable: ");
   else clearError(loadSlot);
   const loads = new Map((load.value ?? []).map((l) => [l.serviceId, l]));
+  const statuses = new Map((status.value ?? []).map((s) => [s.serviceId, s]));
   const list = [...services.value].sort((a, b) => a.name.localeCompare(b.name));
-  const statuses = await Promise.allSettled(
-    list.map((s) => get(`/services/${encodeURIComponent(s.id)}/status`, null, ctx.signal)),
-  );
-  renderRows(page, list, statuses, loads);
+  const failed = status.status === "rejected" ? status.reason : null;
+  renderRows(page, list, (id) => ({ status: statuses.get(id), failed, load: loads.get(id) }));
   loaded(ctx.main);
 }
 
-function renderRows(page, list, statuses, loads) {
+function renderRows(page, list, figures) {
   const seen = new Set(list.map((s) => s.id));
   for (const [id, row] of page.rows) {
     if (seen.has(id)) continue;
@@ -76,11 +77,11 @@ function renderRows(page, list, statuses, loads) {
     row.detail?.remove();
     page.rows.delete(id);
   }
-  list.forEach((service, i) => {
+  for (const service of list) {
     const row = page.rows.get(service.id) ?? createRow(page, service);
     page.rows.set(service.id, row);
-    updateRow(row, service, statuses[i], loads.get(service.id));
-  });
+    updateRow(row, service, figures(service.id));
+  }
   keepOrder(page, list);
 }
 
@@ -132,15 +133,17 @@ function setText(cell, text, title = null) {
   else cell.title = title;
 }
 
-function updateRow(row, service, status, load) {
+function updateRow(row, service, { status, failed, load }) {
   row.service = service;
   setText(row.cells.revision, service.packageRevision ?? NONE);
   row.controls.update(service.active);
-  if (status.status === "fulfilled") {
-    row.revision = status.value.revision;
-    showStatus(row, status.value);
+  if (status) {
+    row.revision = status.revision;
+    showStatus(row, status);
   } else {
-    showError(row.cells.status, status.reason);
+    // Not read (the request failed) or not there yet (created since): no stale figures.
+    if (failed) showError(row.cells.status, failed);
+    else setText(row.cells.status, NONE);
     setText(row.cells.replicas, NONE);
   }
   setText(row.cells.queued, number(load?.queued));
