@@ -4,6 +4,7 @@
         [--services 1000] [--stored 1000000] [--single]
     .venv/bin/python bench/spool_bench.py latency -n 1000
     .venv/bin/python bench/spool_bench.py autoscale -n 5
+    .venv/bin/python bench/spool_bench.py dashboard -n 200 [--services 100 --stored 1000000]
 
 Each run starts the platform (gateway, scheduler, autoscaler, trigger engine; process driver)
 in a namespace of its own on the shared RabbitMQ and PostgreSQL, deploys `bench/noop` (one
@@ -23,6 +24,14 @@ latency: N sequential executions, one in flight. `http`: POST /executions then G
 client sees them; `path`: the execution's success timestamp (stamped by the agent) minus its
 createdAt (stamped by the gateway before the insert).
 
+dashboard: what the dashboard's polling costs. `--services K` services with no replicas in one
+project and `--stored M` finished executions spread over them and over the last day, then `-n`
+rounds of each read a page polls: the services page (GET /services, /services/load and
+/services/status; and, for comparison, the same page reading one GET /services/{id}/status per
+service as it did at first, six at a time as a browser does over HTTP/1.1), a service page's
+load (60 s window) and chart (1 h window), and the executions page filtered by function and
+the last hour. Latency is per page poll, as the browser waits for it.
+
 Prints one JSON line (bench/measure.py's Result) on stdout; progress on stderr.
 """
 
@@ -34,8 +43,9 @@ import contextlib
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -185,25 +195,33 @@ async def run_one(client: httpx.AsyncClient, service_id: str, patience: int = 1)
 async def store_history(platform: LocalPlatform, service_id: str, count: int) -> None:
     """`count` finished executions of the service, written straight to the store (what a
     year of use leaves behind), then vacuumed and analysed as autovacuum would."""
+    await _store_generated(
+        platform,
+        count,
+        "INSERT INTO executions (id, project_id, service_id, function_name, input, "
+        "status, status_log, attempts, max_attempts, meta, creator, created_at, "
+        "updated_at, finished_at, kind) "
+        "SELECT 'hist-' || g, s.project_id, s.id, 'noop', '{}'::jsonb, 'success', "
+        "jsonb_build_array(jsonb_build_object('status', 'created', 'timestamp', "
+        "now()), jsonb_build_object('status', 'success', 'timestamp', now())), "
+        "1, 3, '{}'::jsonb, 'bench', now() - interval '1 day', now(), now(), "
+        "'execution' FROM generate_series($2::int, $3::int) g, services s "
+        "WHERE s.id = $1",
+        service_id,
+    )
+
+
+async def _store_generated(
+    platform: LocalPlatform, count: int, insert: str, key: str, *extra: Any
+) -> None:
+    """Run `insert` for g in [0, count) by 100,000 (its $2 and $3; $1 is `key`, then
+    `extra`), then VACUUM ANALYZE as autovacuum would."""
     conn = await asyncpg.connect(platform.database_url)
     try:
         await conn.execute(f"SET search_path TO {platform.schema('gateway')}")
         started = time.perf_counter()
         for offset in range(0, count, 100_000):
-            await conn.execute(
-                "INSERT INTO executions (id, project_id, service_id, function_name, input, "
-                "status, status_log, attempts, max_attempts, meta, creator, created_at, "
-                "updated_at, finished_at, kind) "
-                "SELECT 'hist-' || g, s.project_id, s.id, 'noop', '{}'::jsonb, 'success', "
-                "jsonb_build_array(jsonb_build_object('status', 'created', 'timestamp', "
-                "now()), jsonb_build_object('status', 'success', 'timestamp', now())), "
-                "1, 3, '{}'::jsonb, 'bench', now() - interval '1 day', now(), now(), "
-                "'execution' FROM generate_series($2::int, $3::int) g, services s "
-                "WHERE s.id = $1",
-                service_id,
-                offset,
-                min(offset + 100_000, count) - 1,
-            )
+            await conn.execute(insert, key, offset, min(offset + 100_000, count) - 1, *extra)
         await conn.execute("VACUUM ANALYZE executions")
         log(f"stored {count} executions in {time.perf_counter() - started:.0f} s")
     finally:
@@ -432,6 +450,127 @@ async def autoscale(args: argparse.Namespace) -> Result:
     )
 
 
+async def store_spread(platform: LocalPlatform, project_id: str, count: int) -> None:
+    """`count` finished executions over every service of the project and over the last day
+    (one a second per service at a million and a dozen services), each 50 ms to 2 s long,
+    written straight to the store."""
+    await _store_generated(
+        platform,
+        count,
+        "WITH ids AS (SELECT array_agg(id ORDER BY id) AS ids FROM services "
+        "WHERE project_id = $1), "
+        "rows AS (SELECT g, ids[1 + g % cardinality(ids)] AS service_id, "
+        "now() - make_interval(secs => (g * 86400.0 / $4) + 0.0) AS ended, "
+        "make_interval(secs => 0.05 + (g % 40) * 0.05) AS took "
+        "FROM generate_series($2::int, $3::int) g, ids) "
+        "INSERT INTO executions (id, project_id, service_id, function_name, input, "
+        "status, status_log, attempts, max_attempts, meta, creator, created_at, "
+        "updated_at, started_at, finished_at, ended_at, kind) "
+        "SELECT 'hist-' || g, $1, service_id, 'noop', '{}'::jsonb, 'success', "
+        "jsonb_build_array(jsonb_build_object('status', 'created', 'timestamp', "
+        "ended - took), jsonb_build_object('status', 'success', 'timestamp', ended)), "
+        "1, 3, '{}'::jsonb, 'bench', ended - took, ended, ended - took / 2, ended, "
+        "ended, 'execution' FROM rows",
+        project_id,
+        count,
+    )
+
+
+async def create_idle_services(
+    client: httpx.AsyncClient, project_id: str, package_id: str, count: int
+) -> None:
+    """`count` services of the package with no replicas, fifty requests at a time."""
+
+    async def create(i: int) -> None:
+        body = {
+            "name": f"svc-{i:04d}",
+            "projectId": project_id,
+            "packageId": package_id,
+            "runtime": {"numReplicas": 0},
+        }
+        await _check(await client.post("/services", json=body), 201)
+
+    for start in range(0, count, 50):
+        await asyncio.gather(*(create(i) for i in range(start, min(start + 50, count))))
+
+
+async def dashboard(args: argparse.Namespace) -> Result:
+    polls: dict[str, list[float]] = defaultdict(list)
+    browser = asyncio.Semaphore(6)  # a browser's connections to one host over HTTP/1.1
+
+    async def get(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
+        async with browser:
+            return await _check(await client.get(path, params=params))
+
+    with tempfile.TemporaryDirectory(prefix="spool-bench-") as root:
+        async with (
+            running_platform(Path(root), PRODUCTION_ENV) as platform,
+            platform.client() as client,
+        ):
+            project, package = await push(client, "console")
+            await create_idle_services(client, project["id"], package["id"], args.services)
+            if args.stored:
+                await store_spread(platform, project["id"], args.stored)
+            services = await get(client, "/services", projectId=project["id"])
+            first = services[0]["id"]
+
+            query = {"projectId": project["id"]}
+
+            async def services_page() -> None:
+                await asyncio.gather(
+                    get(client, "/services", **query),
+                    get(client, "/services/load", **query),
+                    get(client, "/services/status", **query),
+                )
+
+            async def services_page_per_status() -> None:  # before GET /services/status
+                listed, _ = await asyncio.gather(
+                    get(client, "/services", **query), get(client, "/services/load", **query)
+                )
+                await asyncio.gather(*(get(client, f"/services/{s['id']}/status") for s in listed))
+
+            async def executions_page() -> None:
+                hour_ago = datetime.now().astimezone() - timedelta(hours=1)
+                await get(
+                    client,
+                    "/executions",
+                    projectId=project["id"],
+                    functionName="noop",
+                    limit=50,
+                    **{"from": hour_ago.isoformat()},
+                )
+
+            pages = {
+                "services": services_page,
+                "services_per_status": services_page_per_status,
+                "load": lambda: get(client, "/services/load", serviceId=first, window=60),
+                "chart": lambda: get(client, "/services/load", serviceId=first, window=3600),
+                "executions": executions_page,
+            }
+            cpu = BoxCpu().start()
+            started = time.perf_counter()
+            for round_ in range(args.warmup + args.n):
+                for name, page in pages.items():
+                    begun = time.perf_counter()
+                    await page()
+                    if round_ >= args.warmup:
+                        polls[name].append(time.perf_counter() - begun)
+            elapsed = time.perf_counter() - started
+            cpu.stop()
+    figures = {name: summary_ms(values) for name, values in polls.items()}
+    for name, figure in figures.items():
+        log(f"{name}: {figure}")
+    return Result(
+        system="spool",
+        variant="dashboard",
+        n=args.n * len(pages),
+        seconds=elapsed,
+        cpu_seconds=cpu.seconds,
+        latency_ms=figures["services"],
+        params={"services": args.services, "stored": args.stored, "polls_ms": figures},
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -448,8 +587,18 @@ def main() -> None:
     lat.add_argument("--warmup", type=int, default=50)
     scale = sub.add_parser("autoscale")
     scale.add_argument("-n", type=int, default=5)
+    console = sub.add_parser("dashboard")
+    console.add_argument("-n", type=int, default=200)
+    console.add_argument("--warmup", type=int, default=10)
+    console.add_argument("--services", type=int, default=100)
+    console.add_argument("--stored", type=int, default=0)
     args = parser.parse_args()
-    command = {"throughput": throughput, "latency": latency, "autoscale": autoscale}[args.command]
+    command = {
+        "throughput": throughput,
+        "latency": latency,
+        "autoscale": autoscale,
+        "dashboard": dashboard,
+    }[args.command]
     uvloop.run(command(args)).emit()
 
 
