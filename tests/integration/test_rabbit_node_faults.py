@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 
 import aio_pika
@@ -126,16 +128,23 @@ async def test_stop_app_closes_clients_and_start_app_brings_the_queues_back(
     closed = asyncio.Event()
     connection.close_callbacks.add(lambda *_: closed.set())
 
-    await node.stop_app()
-    try:
-        await asyncio.wait_for(closed.wait(), 15)
-        assert not await answers_amqp(node.port)
-    finally:
-        await node.start_app()
-        # Closed by the broker, the client still holds its socket's writer until closed
-        # itself (left to the garbage collector, it is an "unclosed StreamWriter" warning).
-        with contextlib.suppress(Exception):
-            await connection.close()
+    # When the broker closes a connection, aiormq answers CloseOk and its writer task returns
+    # without closing its StreamWriter, which is a local of that task: nothing can close it,
+    # and whenever it is collected it warns "unclosed <StreamWriter" (an error under our
+    # filterwarnings). That library leak is not what this test is about, so it is ignored
+    # here and the writer collected before the filter is lifted.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "unclosed <StreamWriter", ResourceWarning)
+        await node.stop_app()
+        try:
+            await asyncio.wait_for(closed.wait(), 15)
+            assert not await answers_amqp(node.port)
+        finally:
+            await node.start_app()
+            with contextlib.suppress(Exception):
+                await connection.close()
+            del connection
+            gc.collect()
 
     assert await _take(node.amqp_url, queue) == list(range(MESSAGES))
 
