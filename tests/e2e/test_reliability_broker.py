@@ -237,12 +237,28 @@ def _run_problems(
         problems += execution_problems(e, mine, {})
         if e["latestStatus"]["status"] != SUCCESS or len(mine) != 1:
             problems.append(f"{e['id']}: {e['latestStatus']['status']} after {len(mine)} runs")
+            problems.append(f"  its status log: {_status_log(e)}")
     problems += [
         f"a create answered {a.status} after {a.seconds:.1f} s: {a.body[:200]}"
         for a in answers
         if a.status not in (201, UNAVAILABLE) or a.seconds > ANSWER_BOUND
     ]
     return problems
+
+
+def _status_log(e: Execution) -> str:
+    """The execution's status log on one line: each status with its attempt, replica and
+    message (what a failed run's report needs to be read without the platform's logs)."""
+    steps = []
+    for entry in e["statusLog"]:
+        where = ", ".join(
+            f"{key} {entry[key]}" for key in ("attempt", "replicaId") if entry.get(key) is not None
+        )
+        text = entry.get("message") or (entry.get("error") or {}).get("message")
+        steps.append(
+            entry["status"] + (f" ({where})" if where else "") + (f": {text}" if text else "")
+        )
+    return " -> ".join(steps)
 
 
 # --- the tests -------------------------------------------------------------------------------
