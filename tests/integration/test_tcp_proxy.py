@@ -1,6 +1,6 @@
 """The test proxy (support/tcp_proxy.py) against an echo server on loopback: it forwards both
-ways, a silent network keeps connections open while the server's bytes vanish, and
-`disconnect_all` closes every client."""
+ways, a silent network keeps connections open while the server's bytes vanish,
+`disconnect_all` closes every client, and a refusing proxy closes new ones."""
 
 from __future__ import annotations
 
@@ -91,3 +91,23 @@ async def test_disconnect_all_closes_every_client(proxy: TcpProxy) -> None:
     writer.write(b"y")
     assert await asyncio.wait_for(reader.readexactly(1), 5) == b"y"
     writer.close()
+
+
+@pytest.mark.timeout(20)
+async def test_a_refusing_proxy_closes_new_connections_until_it_accepts_again(
+    proxy: TcpProxy,
+) -> None:
+    reader, writer = await _open(proxy)
+    proxy.refuse()
+    refused_reader, refused_writer = await _open(proxy)
+    assert await asyncio.wait_for(refused_reader.read(), 5) == b""  # closed at once
+    refused_writer.close()
+    writer.write(b"x")  # a connection made before still works
+    assert await asyncio.wait_for(reader.readexactly(1), 5) == b"x"
+
+    proxy.accept()
+    again_reader, again_writer = await _open(proxy)
+    again_writer.write(b"y")
+    assert await asyncio.wait_for(again_reader.readexactly(1), 5) == b"y"
+    for w in (writer, again_writer):
+        w.close()

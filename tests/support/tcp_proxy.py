@@ -4,6 +4,7 @@ stands in). Clients connect to `proxy.port`; each connection is forwarded to the
 port on a connection of its own, and closing either side closes both.
 
 Faults: `disconnect_all()` closes every connection at once (both ends see the close);
+`refuse()` closes every new connection at once (a server that is down) until `accept()`;
 `drop_server_bytes()` makes the network silent toward the clients: whatever the server sends
 is read and thrown away, while the clients' bytes still reach it, so neither side sees a
 close (a half-open connection, as a dead link or a frozen NAT gives); `forward()` carries
@@ -43,6 +44,7 @@ class TcpProxy:
         self.host = host
         self.port = 0  # known once started
         self.dropping = False
+        self.refusing = False
         self.accepted = 0  # connections accepted so far
         self._pairs: set[_Pair] = set()
         self._server: asyncio.Server | None = None
@@ -69,6 +71,14 @@ class TcpProxy:
         for pair in list(self._pairs):
             pair.close()
 
+    def refuse(self) -> None:
+        """From now on, new connections are closed as soon as they are made."""
+        self.refusing = True
+
+    def accept(self) -> None:
+        """Forward new connections again."""
+        self.refusing = False
+
     def drop_server_bytes(self) -> None:
         """From now on, server -> client bytes are read and discarded (a silent network)."""
         self.dropping = True
@@ -78,6 +88,9 @@ class TcpProxy:
         self.dropping = False
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.close()
+            return
         self.accepted += 1
         try:
             up_reader, up_writer = await asyncio.open_connection(self.host, self.upstream_port)

@@ -1,19 +1,25 @@
 """The bus adapter against the real RabbitMQ: confirms, unroutable publishes, request/reply,
-poison bodies, and consumers that survive a connection the broker closed."""
+poison bodies, consumers that survive a connection the broker closed, and reconnects that
+take no deliveries until every channel is back."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import aio_pika
+import aiormq
 import pytest
+from support.tcp_proxy import tcp_proxy
+from yarl import URL
 
 from spool_common import metrics
 from spool_common.bus.amqp import Bus, Delivery, RequestTimeout, Unroutable
 from spool_common.bus.dispositions import Disposition
+from spool_common.bus.topology import Topology
 from spool_common.messages import ClaimReply, ClaimRequest, ClaimVerdict, ExecutionRequested
 
 pytestmark = pytest.mark.integration
@@ -127,6 +133,7 @@ async def test_consumers_are_restored_after_the_broker_closes_the_connection(bus
     await bus.publish(bus.topology.executions, "s1", _request(1))
     reconnects = metrics.BUS_RECONNECTS.labels(bus.name.split("-", 1)[0])
     before = reconnects._value.get()
+    retry = asyncio.create_task(bus.retry_after(600))  # a failed publish's backoff
     await asyncio.to_thread(_close_connection_named, bus.name)
     for _ in range(100):  # the robust connection reconnects within about a second
         try:
@@ -145,6 +152,7 @@ async def test_consumers_are_restored_after_the_broker_closes_the_connection(bus
     assert "e1" in got
     assert "e2" in got
     assert reconnects._value.get() == before + 1  # counted on /metrics
+    await asyncio.wait_for(retry, 10)  # ended by the reconnect, not by its 600 s
 
 
 async def _await(check: Callable[[], bool], what: str, timeout: float = 15) -> None:
@@ -210,3 +218,73 @@ async def test_t09_a_cancelled_consumer_of_a_named_queue_fails_liveness(bus: Bus
     assert bus.consuming
     await _delete_queue_elsewhere(bus.url, queue.name)
     await _await(lambda: not bus.consuming, "bus.consuming to turn False")
+
+
+async def _hold_exclusively(amqp_url: str, name: str) -> aio_pika.abc.AbstractConnection:
+    """A connection of its own that holds the exclusive queue `name`, as the broker still
+    holds a frozen or cut-off client's old connection until it misses two heartbeats."""
+    for _ in range(100):
+        connection = await aio_pika.connect(amqp_url)
+        try:
+            channel = await connection.channel()
+            await channel.declare_queue(name, exclusive=True, auto_delete=True)
+            return connection
+        except aiormq.exceptions.ChannelLockedResource:  # the old connection is not gone yet
+            await connection.close()
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{name} stayed locked")
+
+
+# aiormq leaves the old socket's StreamWriter to the garbage collector after a forced close.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.timeout(60)
+async def test_a_reconnect_that_cannot_take_back_its_exclusive_queue_takes_no_deliveries(
+    amqp_url: str, namespace: str, broker_cleanup: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """T07: while the broker still holds the old connection's exclusive queue, every
+    reconnect attempt fails on it. An attempt that restored the shared queues' consumers
+    before failing took their deliveries and handed them back, and each hand-back counts
+    against the quorum queue's delivery limit: executions were dead-lettered without ever
+    running. Consumers start again only once every channel is back."""
+    async with tcp_proxy(URL(amqp_url).port or 5672) as proxy:
+        url = str(URL(amqp_url).with_port(proxy.port))
+        bus = Bus(url, Topology(namespace), name=f"test-{namespace}", publish_timeout=5)
+        await bus.connect()
+        shared = [bus.topology.service_queue(f"s{i}") for i in range(4)]
+        broker_cleanup.extend(q.name for q in shared)
+        control = bus.topology.control_queue("r1")
+        deliveries: Counter[str] = Counter()
+        counts: dict[str, int] = {}
+
+        async def hold(delivery: Delivery) -> None:
+            """Never settled, as deliveries wait for a free slot on a busy agent."""
+            assert isinstance(delivery.message, ExecutionRequested)
+            deliveries[delivery.message.execution_id] += 1
+            count = (delivery.raw.headers or {}).get("x-delivery-count", 0)
+            assert isinstance(count, int)
+            counts[delivery.message.execution_id] = count
+
+        # Shared queues consumed on channels opened before the exclusive one and after it: a
+        # reconnect reopens channels in no fixed order.
+        for queue in shared[:2]:
+            await bus.consume(queue, hold, prefetch=5)
+        await bus.consume(control, lambda d: d.settle(Disposition.ACK), prefetch=1)
+        for queue in shared[2:]:
+            await bus.consume(queue, hold, prefetch=5)
+        for n in range(len(shared)):
+            for i in range(2):
+                await bus.publish(bus.topology.executions, f"s{n}", _request(10 * n + i))
+        await _await(lambda: sum(deliveries.values()) == 8, "every message delivered once")
+
+        proxy.refuse()
+        proxy.disconnect_all()
+        holder = await _hold_exclusively(amqp_url, control.name)
+        proxy.accept()
+        await _await(lambda: caplog.text.count("failed: RESOURCE_LOCKED") >= 2, "failed attempts")
+        assert sum(deliveries.values()) == 8  # none while the attempts failed
+        await holder.close()
+
+        await _await(lambda: sum(deliveries.values()) == 16, "every message delivered again")
+        assert set(deliveries.values()) == {2}
+        assert set(counts.values()) == {1}  # handed back once, by the connection that closed
+        await bus.close()

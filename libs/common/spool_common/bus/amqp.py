@@ -22,6 +22,7 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractRobustConnection,
+    AbstractRobustQueue,
 )
 from yarl import URL
 
@@ -99,6 +100,8 @@ class Bus:
         self._watch: asyncio.Task[None] | None = None
         self._reply_queue: str | None = None
         self._pending: dict[str, asyncio.Future[AnyMessage]] = {}
+        self._whole = False  # connected, every channel restored: consumers may start
+        self._reconnect_waiters: list[asyncio.Future[None]] = []
 
     # connection ----------------------------------------------------------------------
     async def connect(self, *, attempts: int = 30, interval: float = 1.0) -> None:
@@ -114,13 +117,45 @@ class Bus:
                     raise BusError(f"cannot connect to RabbitMQ at {self.url}: {e}") from e
                 log.warning("bus_connect_retry", attempt=attempt, error=str(e))
                 await asyncio.sleep(interval)
-        self._conn.reconnect_callbacks.add(self._on_reconnect)
+        self._conn.close_callbacks.add(self._on_lost)
+        self._conn.reconnect_callbacks.add(self._on_reconnected)
         self._publisher = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
         await self.apply_topology()
+        self._whole = True
 
-    def _on_reconnect(self, *_: object) -> None:
+    def _on_lost(self, *_: object) -> None:
+        """The connection closed (or a reconnect attempt failed): until a reconnect has
+        restored every channel, no consumer is started again (bus/consumers.py)."""
+        self._whole = False
+
+    async def _on_reconnected(self, *_: object) -> None:
+        """Every channel is back, the exclusive queues with them: start the consumers."""
+        self._whole = True
+        await consumers.keep_all(self._subscriptions)
+        waiters, self._reconnect_waiters = self._reconnect_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         log.warning("bus_reconnected", name=self.name)
         metrics.bus_reconnected(self.name.split("-", 1)[0])  # "agent-<replica>" -> "agent"
+
+    def next_reconnect(self) -> asyncio.Future[None]:
+        """A future that resolves when the connection is next restored, its consumers with
+        it. Cancel it to stop waiting."""
+        self._reconnect_waiters = [w for w in self._reconnect_waiters if not w.done()]
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reconnect_waiters.append(waiter)
+        return waiter
+
+    async def retry_after(self, delay: float) -> None:
+        """Sleep `delay` seconds, or until the connection is restored if that comes sooner:
+        what failed because the broker was away is tried again as soon as it can go through
+        (a final report that sat out its backoff could find its lease reaped, T07)."""
+        waiter = self.next_reconnect()
+        try:
+            await asyncio.wait({waiter}, timeout=delay)
+        finally:
+            waiter.cancel()
 
     @property
     def _conn(self) -> AbstractRobustConnection:
@@ -234,8 +269,9 @@ class Bus:
         """Consume a queue on its own channel with prefetch; the handler settles each delivery.
         Given a QueueSpec, the queue is declared (and bound) on that same channel, which is what
         an exclusive queue needs to be restored after a reconnect, and it is declared and
-        consumed again if the broker cancels the consumer (bus/consumers.py); a name is declared
-        passively, and a cancelled consumer of it only makes `consuming` False."""
+        consumed again if the broker cancels the consumer; a name is declared passively, and a
+        cancelled consumer of it only makes `consuming` False. After a reconnect the consumer
+        starts again only once every channel is back (bus/consumers.py)."""
         if prefetch < 1:
             raise ValueError("prefetch must be at least 1 (0 would mean unlimited)")
         channel = await self._conn.channel()
@@ -243,9 +279,11 @@ class Bus:
         if isinstance(queue, QueueSpec):
             declared = await declare(channel, queue)
         else:
-            # A passive declare registers the queue with the robust channel, which re-consumes
-            # it after a reconnect (get_queue(ensure=False) would not).
+            # A passive declare registers the queue with the robust channel, which declares it
+            # again after a reconnect (get_queue(ensure=False) would not).
             declared = await channel.declare_queue(queue, passive=True)
+        if not isinstance(declared, AbstractRobustQueue):  # a robust connection's channel's
+            raise TypeError(f"{declared!r} is not a robust queue")
 
         async def _on_message(raw: AbstractIncomingMessage) -> None:
             try:
@@ -255,12 +293,14 @@ class Bus:
                 message, error = None, e
             await handler(Delivery(raw, message, error))
 
-        tag = await declared.consume(_on_message)
         spec = queue if isinstance(queue, QueueSpec) else None
-        subscription = Subscription(channel, declared, tag, _on_message, spec)
+        subscription = Subscription(channel, declared, _on_message, spec)
+        await subscription.start()
         self._subscriptions.append(subscription)
         if self._watch is None:
-            self._watch = asyncio.create_task(consumers.watch(self._subscriptions))
+            self._watch = asyncio.create_task(
+                consumers.watch(self._subscriptions, lambda: self._whole)
+            )
         return subscription
 
     @property
