@@ -224,9 +224,7 @@ async def _serve(
     drained = asyncio.Event()  # leases are renewed until running work is over, not until SIGTERM
     tail = asyncio.create_task(reporter.tail_replica_log(Path.cwd() / RUNNER_LOG, drained))
     renewals = asyncio.create_task(
-        reporter.renew_leases(
-            lambda: list(worker.running.items()), settings.lease_renew_interval, drained
-        )
+        reporter.renew_leases(worker.held, settings.lease_renew_interval, drained)
     )
     await _announce(bus, worker, ReplicaState.READY, None)
     log.info(

@@ -73,6 +73,7 @@ class Worker:
         self.idle = asyncio.Event()  # nothing running and no claim in flight
         self.idle.set()
         self.running: dict[str, int] = {}
+        self.reporting: dict[str, int] = {}  # ended attempts whose final report is not through
         self._claiming = 0  # deliveries whose claim is in flight
         self.stops: dict[str, Stop] = {}
         self.draining = False
@@ -158,7 +159,7 @@ class Worker:
             except BusError as e:
                 failures += 1
                 log.warning("claim_retry", execution_id=message.execution_id, error=str(e))
-                await asyncio.sleep(REPORT_BACKOFF.delay(failures, 0.0))
+                await self.bus.retry_after(REPORT_BACKOFF.delay(failures, 0.0))
         return None
 
     async def _claim_batch(self, claims: list[tuple[str, str]]) -> list[ClaimReply]:
@@ -201,7 +202,19 @@ class Worker:
             type=report.type,
             status=getattr(report, "status", None) or getattr(report, "reason", None),
         )
-        await self.reporter.send_last(report)
+        self.reporting[message.execution_id] = attempt
+        try:
+            await self.reporter.send_last(report)
+        finally:
+            if self.reporting.get(message.execution_id) == attempt:
+                del self.reporting[message.execution_id]
+
+    def held(self) -> list[tuple[str, int]]:
+        """(execution id, attempt) of every attempt whose lease is this replica's to renew:
+        running, or ended with its final report not through yet. Until the gateway has that
+        report the attempt is still this replica's, and a lease left to expire meanwhile (the
+        broker away) would run it a second time."""
+        return [*self.running.items(), *self.reporting.items()]
 
     async def _run(
         self, message: ExecutionRequested, info: Attempt

@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from spool_agent.progress import should_record
 from spool_common.backoff import BackoffPolicy
@@ -68,7 +69,7 @@ class Reporter:
             except BusError as e:
                 failures += 1
                 log.warning("report_retry", type=message.type, error=str(e))
-                await asyncio.sleep(REPORT_BACKOFF.delay(failures, 0.0))
+                await self.bus.retry_after(REPORT_BACKOFF.delay(failures, 0.0))
 
     def _enqueue(self, message: AnyReport, sent: asyncio.Future[None] | None = None) -> None:
         """Progress, logs and final reports go out in order without blocking the caller: one
@@ -181,16 +182,27 @@ class Reporter:
         return offset + len(chunk), rest
 
     async def renew_leases(
-        self, running: Callable[[], list[tuple[str, int]]], interval: float, stop: asyncio.Event
+        self, held: Callable[[], list[tuple[str, int]]], interval: float, stop: asyncio.Event
     ) -> None:
-        while not stop.is_set():
-            if attempts := running():
-                renewal = LeaseRenewal(
-                    replica_id=self.replica_id, service_id=self.service_id, attempts=attempts
-                )
+        """Renew the leases of the attempts `held` every `interval`, and at once when the
+        connection is restored (the gateway's reaper extends leases only for a while after
+        the broker was away), until `stop`."""
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                if attempts := held():
+                    renewal = LeaseRenewal(
+                        replica_id=self.replica_id, service_id=self.service_id, attempts=attempts
+                    )
+                    try:
+                        await self.bus.publish(self.bus.topology.agent, "report", renewal)
+                    except BusError as e:
+                        log.warning("lease_renewal_failed", error=str(e))
+                back = self.bus.next_reconnect()
+                waits: set[asyncio.Future[Any]] = {stopping, back}
                 try:
-                    await self.bus.publish(self.bus.topology.agent, "report", renewal)
-                except BusError as e:
-                    log.warning("lease_renewal_failed", error=str(e))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+                    await asyncio.wait(waits, timeout=interval)
+                finally:
+                    back.cancel()
+        finally:
+            stopping.cancel()

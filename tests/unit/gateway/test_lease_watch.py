@@ -7,7 +7,7 @@ import pytest
 
 from spool_gateway.lease_watch import LeaseWatch, broker_quiet
 
-QUIET = broker_quiet(heartbeat=3, lease=3)  # 9 s
+QUIET = broker_quiet(heartbeat=3, lease=3)  # 12 s
 
 
 def _replay(events: list[tuple[float, str]]) -> list[tuple[float, bool, bool]]:
@@ -37,13 +37,13 @@ def _replay(events: list[tuple[float, str]]) -> list[tuple[float, bool, bool]]:
             id="store-failure-extends-once",
         ),
         pytest.param(
-            [(0, "ok"), (1, "broker"), (2, "broker"), (3, "ok"), (11, "ok"), (12, "ok")],
-            [(0, True, True), (3, True, False), (11, True, True), (12, False, True)],
+            [(0, "ok"), (1, "broker"), (2, "broker"), (3, "ok"), (14, "ok"), (15, "ok")],
+            [(0, True, True), (3, True, False), (14, True, True), (15, False, True)],
             id="broker-silence-only-extends-until-quiet-after-the-last-failure",
         ),
         pytest.param(
-            [(0, "broker"), (5, "store"), (6, "ok"), (9, "ok")],
-            [(6, True, False), (9, True, True)],
+            [(0, "broker"), (5, "store"), (6, "ok"), (12, "ok")],
+            [(6, True, False), (12, True, True)],
             id="a-store-failure-keeps-the-broker-quiet",
         ),
     ],
@@ -54,5 +54,5 @@ def test_rounds_extend_and_reap(
     assert _replay(events) == rounds
 
 
-def test_the_quiet_time_is_two_heartbeats_and_a_lease() -> None:
-    assert broker_quiet(heartbeat=15, lease=30) == 60
+def test_the_quiet_time_is_three_heartbeats_and_a_lease() -> None:
+    assert broker_quiet(heartbeat=15, lease=30) == 75
