@@ -231,6 +231,11 @@ async def test_logs_of_an_execution_and_of_a_service(cli: Cli, session: Session)
     assert (line["message"], line["executionId"]) == (DONE_LINE, execution["id"])
     service = await cli("logs", "--service", "hello")
     assert f"[{execution['id'][:8]}] {DONE_LINE}" in service.out.splitlines()
+    newest = await cli("logs", "--service", "hello", "--tail", "1")
+    assert (newest.code, newest.out.splitlines()) == (0, service.out.splitlines()[-1:])
+    whole = await cli("logs", "--tail", "1", execution["id"])
+    assert whole.code == 2
+    assert "--tail goes with --service" in whole.err
 
 
 async def test_executions_ls_as_a_table_and_as_json(cli: Cli, session: Session) -> None:

@@ -102,6 +102,7 @@ async def processes(client: httpx.AsyncClient) -> dict[str, Any]:
     )
 
 
+DONE_LINE = "[Done] Executing function."
 ECHO = {
     "item": {"item_id": "i-1", "name": "cat.jpg"},
     "items": ["i-2", {"item_id": "i-3"}],
@@ -167,6 +168,49 @@ async def test_service_logs_page_by_checkpoint_and_stop(
         raise AssertionError("the log never said stop")
     assert seen.count("[Done] Executing function.") >= 1
     assert "init output goes to the replica log" in seen  # __init__'s print, outside any call
+
+
+async def test_service_logs_tail_begins_with_the_newest_lines_then_follows_on(
+    client: httpx.AsyncClient, threads: dict[str, Any]
+) -> None:
+    await run(client, threads["id"], ECHO, function="echo")
+    every = await _service_lines(client, {"serviceId": threads["id"], "size": 1000})
+    body = {"serviceId": threads["id"], "tail": 3}
+    tail = (await client.post("/services/logs", json=body)).json()
+    assert [line["message"] for line in tail["logs"]] == every[-3:]
+    assert tail["stop"] is True
+
+    done = await run(client, threads["id"], ECHO, function="echo")
+    after = {"serviceId": threads["id"], "size": 1000, "checkpoint": tail["checkpoint"]}
+    after_tail = await _service_lines(client, after)
+    assert after_tail == (await _service_lines(client, {**after, "executionId": [done["id"]]}))
+    assert after_tail[-1] == DONE_LINE  # only the new execution's lines, none twice
+
+    both = {"serviceId": threads["id"], "tail": 3, "checkpoint": tail["checkpoint"]}
+    refused = await client.post("/services/logs", json=both)
+    assert refused.status_code == 400, refused.text
+    assert "tail" in refused.text
+    assert "checkpoint" in refused.text
+    too_many = await client.post("/services/logs", json={"serviceId": threads["id"], "tail": 0})
+    assert too_many.status_code == 400
+    assert "tail" in too_many.text
+
+
+async def _service_lines(client: httpx.AsyncClient, body: dict[str, Any]) -> list[str]:
+    """Every line the query pages through until `stop`, once they end with an execution's
+    last line (the echo's final lines may still be on their way)."""
+    for _ in range(50):
+        lines, query = [], dict(body)
+        while True:
+            page = (await client.post("/services/logs", json=query)).json()
+            lines += [line["message"] for line in page["logs"]]
+            if page["stop"]:
+                break
+            query["checkpoint"] = page["checkpoint"]
+        if lines and lines[-1] == DONE_LINE:
+            return lines
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no complete log for {body}")
 
 
 async def test_a_thread_mode_timeout_fails_with_the_documented_message(

@@ -367,6 +367,8 @@ async def test_logs_follow_until_the_end(deployed: Deployed) -> None:
         assert execution.status == ExecutionStatus.SUCCESS
         from_service = deployed.service.logs(execution_id=execution.id)
         assert [str(line) for line in from_service] == lines
+        newest = deployed.service.logs(execution_id=execution.id, tail=3)
+        assert [str(line) for line in newest] == lines[-3:]
 
     await asyncio.to_thread(body)
 

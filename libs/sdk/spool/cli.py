@@ -114,6 +114,9 @@ def _execution_commands(add: Adder) -> None:
     p.add_argument("execution", nargs="?", metavar="EXECUTION")
     p.add_argument("--service", metavar="SERVICE")
     p.add_argument("-f", "--follow", action="store_true", help="keep reading new lines")
+    p.add_argument(
+        "--tail", type=int, metavar="N", help="with --service: begin with the newest N lines"
+    )
     p.set_defaults(handler=logs)
     executions = add("executions", help="list executions").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -85,9 +85,13 @@ def _lines(args: argparse.Namespace, ctx: Context) -> tuple[Iterator[LogLine], b
     """The lines to print, and whether to prefix each with its execution's id."""
     if bool(args.execution) == bool(args.service):
         raise UsageError("give an EXECUTION id, or --service SERVICE (not both)")
+    if args.tail is not None and not args.service:
+        raise UsageError("--tail goes with --service (an execution's log is read whole)")
+    if args.tail is not None and not 1 <= args.tail <= 1000:
+        raise UsageError(f"--tail must be from 1 to 1000, got {args.tail}")
     if args.service:
         service = find_service(ctx.client, args.service, ctx.project)
-        return service.logs(follow=args.follow), True
+        return service.logs(follow=args.follow, tail=args.tail), True
     execution = ctx.client.executions.get(args.execution)
     return execution.logs(follow=args.follow), False
 

@@ -170,11 +170,13 @@ class Service(models.Service, Entity):
         text: str | None = None,
         execution_id: str | None = None,
         start: datetime | None = None,
+        tail: int | None = None,
     ) -> Iterator[LogLine]:
         """The service's log lines in order (dtlpy's `POST /services/logs` paging). `follow`:
-        keep waiting for new lines until the caller stops iterating."""
+        keep waiting for new lines until the caller stops iterating. `tail`: begin with the
+        newest `tail` lines (at most 1000) instead of the oldest."""
         body: dict[str, Any] = {"serviceId": self.id, "follow": follow, "size": LOG_PAGE_SIZE}
-        body |= {"text": text, "start": start.isoformat() if start else None}
+        body |= {"text": text, "start": start.isoformat() if start else None, "tail": tail}
         body |= {"executionId": [execution_id] if execution_id else None}
         body = {k: v for k, v in body.items() if v is not None}
         while True:
@@ -182,6 +184,7 @@ class Service(models.Service, Entity):
             yield from (LogLine.from_json(line) for line in page["logs"])
             if page.get("stop"):
                 return
+            body.pop("tail", None)  # the first page only
             body["checkpoint"] = page["checkpoint"]
             if len(page["logs"]) < LOG_PAGE_SIZE:
                 time.sleep(POLL_SECONDS)

@@ -45,6 +45,13 @@ class LogsQuery(WireModel):
     size: int = Field(default=100, ge=1, le=1000)
     follow: bool = False
     checkpoint: dict[str, Any] | None = None
+    tail: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="the first page is the newest `tail` lines, in order; its checkpoint "
+        "follows on from them (as `kubectl logs --tail`)",
+    )
 
 
 @router.post("/executions/rerun")
@@ -159,9 +166,14 @@ async def execution_logs(
 @router.post("/services/logs")
 async def service_logs(body: LogsQuery, gw: GatewayDep, who: PrincipalDep) -> dict[str, Any]:
     """dtlpy's service logs: pass the returned checkpoint back until `stop` is true. `stop` is
-    true whenever a page is not full and `follow` is false, so clients never loop forever."""
+    true whenever a page is not full and `follow` is false, so clients never loop forever.
+    With `tail`, the first page is the newest lines instead of the oldest."""
     if body.service_id is None and not body.execution_id:
         raise not_found("service", "serviceId", "")
+    if body.tail is not None and body.checkpoint is not None:
+        raise ValidationFailure(
+            FieldError("tail", "only for the first page: page on with the checkpoint alone")
+        )
     if body.service_id is not None:
         await service_of(gw, who, body.service_id)
     for execution_id in body.execution_id or ():
@@ -173,9 +185,10 @@ async def service_logs(body: LogsQuery, gw: GatewayDep, who: PrincipalDep) -> di
         after=after,
         start=body.start,
         text=body.text,
-        limit=body.size,
+        limit=body.tail or body.size,
+        newest=body.tail is not None,
     )
-    stop = not body.follow and len(rows) < body.size
+    stop = not body.follow and (body.tail is not None or len(rows) < body.size)
     return {
         "logs": [_line(r) for r in rows],
         "checkpoint": {"after": rows[-1].id if rows else after},

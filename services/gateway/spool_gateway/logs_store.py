@@ -13,6 +13,17 @@ from spool_common.messages import ExecutionLogs
 MAX_LINE = 16 * 1024  # longer lines are cut; a log is for reading
 
 
+_MATCHING = (
+    "SELECT id, execution_id, replica_id, stream, line, at FROM execution_logs "
+    "WHERE id > $1 AND ($2::text IS NULL OR service_id = $2) "
+    "AND ($3::text[] IS NULL OR execution_id = ANY($3)) "
+    "AND ($4::timestamptz IS NULL OR at >= $4) "
+    "AND ($5::text IS NULL OR strpos(line, $5) > 0) "
+)
+_OLDEST = _MATCHING + "ORDER BY id LIMIT $6"
+_NEWEST = _MATCHING + "ORDER BY id DESC LIMIT $6"
+
+
 @dataclass(frozen=True)
 class LogRow:
     id: int
@@ -55,13 +66,12 @@ class LogStore:
         start: datetime | None,
         text: str | None,
         limit: int,
+        newest: bool = False,
     ) -> list[LogRow]:
+        """The first `limit` lines after the checkpoint `after` that match, in order; with
+        `newest`, the last `limit` of them (still in order)."""
         rows = await self.pool.fetch(
-            "SELECT id, execution_id, replica_id, stream, line, at FROM execution_logs "
-            "WHERE id > $1 AND ($2::text IS NULL OR service_id = $2) "
-            "AND ($3::text[] IS NULL OR execution_id = ANY($3)) "
-            "AND ($4::timestamptz IS NULL OR at >= $4) "
-            "AND ($5::text IS NULL OR strpos(line, $5) > 0) ORDER BY id LIMIT $6",
+            _NEWEST if newest else _OLDEST,
             after,
             service_id,
             execution_ids,
@@ -69,4 +79,5 @@ class LogStore:
             text,
             limit,
         )
-        return [LogRow(**dict(r)) for r in rows]
+        found = [LogRow(**dict(r)) for r in rows]
+        return found[::-1] if newest else found

@@ -187,7 +187,11 @@ function logLine(line) {
   return `${localTime(line.timestamp)} ${who} ${line.message}`;
 }
 
-/** The service's logs from the last hour, then what comes, following the checkpoint. */
+/**
+ * The service's newest log lines of the last hour (the API's `tail`), then what comes,
+ * following the checkpoint. A tail that is still behind after LOG_PAGES_PER_TICK pages
+ * jumps to the newest lines on the next tick, as a tail of a chatty service should.
+ */
 export function logsTail(ctx, serviceId) {
   const slot = errorSlot();
   const pre = h("pre", { class: "logs", "data-testid": "logs" });
@@ -195,13 +199,19 @@ export function logsTail(ctx, serviceId) {
   const start = new Date(Date.now() - LOG_HISTORY_MS).toISOString();
   const refresh = async () => {
     try {
-      for (let i = 0; i < LOG_PAGES_PER_TICK; i += 1) {
-        const body = { serviceId, start, size: MAX_LOG_LINES, checkpoint: state.checkpoint };
+      let caughtUp = false;
+      for (let i = 0; i < LOG_PAGES_PER_TICK && !caughtUp; i += 1) {
+        const newest = state.checkpoint === null;
+        const body = newest
+          ? { serviceId, start, tail: MAX_LOG_LINES }
+          : { serviceId, start, size: MAX_LOG_LINES, checkpoint: state.checkpoint };
         const page = await api("POST", "/services/logs", { body, signal: ctx.signal });
+        const lines = page.logs.map(logLine);
         state.checkpoint = page.checkpoint;
-        state.lines = [...state.lines, ...page.logs.map(logLine)].slice(-MAX_LOG_LINES);
-        if (page.stop) break;
+        state.lines = newest ? lines : [...state.lines, ...lines].slice(-MAX_LOG_LINES);
+        caughtUp = page.stop;
       }
+      if (!caughtUp) state.checkpoint = null;
       clearError(slot);
       showLines(pre, state.lines);
     } catch (error) {
