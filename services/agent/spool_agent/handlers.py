@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from spool_agent.outcomes import Attempt, Stop, finished, stopped, terminated_before_start
 from spool_agent.protocol import DONE_LINE
@@ -105,12 +105,7 @@ class Worker:
             await delivery.settle(Disposition.DEAD_LETTER)
             return
         await self.slots.acquire()
-        # A drain waits for a claim in flight as for a running call: the gateway may grant it
-        # after SIGTERM, and a granted attempt is this replica's to run (stopping the runner
-        # under it would report a reset the user never caused).
-        self._claiming += 1
-        self.idle.clear()
-        try:
+        with self._claim_in_flight():
             try:
                 reply = None if self.draining else await self._claim(message)
                 paused = reply is not None and reply.verdict is ClaimVerdict.PAUSED
@@ -134,6 +129,16 @@ class Worker:
             task = asyncio.get_running_loop().create_task(run)
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    @contextlib.contextmanager
+    def _claim_in_flight(self) -> Iterator[None]:
+        """A drain waits for a claim in flight as for a running call: the gateway may grant
+        it after SIGTERM, and a granted attempt is this replica's to run (stopping the runner
+        under it would report a reset the user never caused)."""
+        self._claiming += 1
+        self.idle.clear()
+        try:
+            yield
         finally:
             self._claiming -= 1
             self._set_idle_if_idle()
